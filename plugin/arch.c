@@ -1,0 +1,187 @@
+/* Per-architecture knowledge: which register holds the privilege level and how to decode it, and the marker
+ * encodings of guest/include/memtap.h. Adding an architecture means one entry in `arches` and, if its markers
+ * differ, one decoder. */
+#include <string.h>
+
+#include "memtap_plugin.h"
+
+typedef uint8_t (*priv_decode_fn)(uint64_t reg);
+typedef bool (*marker_fn)(const uint8_t *b, size_t size, int16_t *op, uint16_t *arg);
+
+struct arch {
+    const char *target;      /* QEMU target name */
+    const char *reg;         /* register read for the privilege level */
+    priv_decode_fn priv;
+    marker_fn marker;
+};
+
+static uint32_t le32(const uint8_t *b)
+{
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static uint8_t priv_x86(uint64_t cs)
+{
+    return (cs & 3) == 3 ? MEMTAP_PRIV_USER : MEMTAP_PRIV_SUPERVISOR;
+}
+
+static uint8_t priv_aarch64(uint64_t cpsr)
+{
+    static const uint8_t el[4] = {MEMTAP_PRIV_USER, MEMTAP_PRIV_SUPERVISOR, MEMTAP_PRIV_HYPERVISOR,
+                                  MEMTAP_PRIV_MACHINE};
+    return el[(cpsr >> 2) & 3];
+}
+
+static uint8_t priv_riscv(uint64_t priv)
+{
+    switch (priv & 3) {
+    case 0:
+        return MEMTAP_PRIV_USER;
+    case 1:
+        return MEMTAP_PRIV_SUPERVISOR;
+    case 3:
+        return MEMTAP_PRIV_MACHINE;
+    default:
+        return MEMTAP_PRIV_UNKNOWN;
+    }
+}
+
+/* nopl disp32(%eax): 0f 1f 80 <disp32>, disp32 = 0x4d54xxxx (control) or 0x4d4bxxxx (mark). */
+static bool marker_x86(const uint8_t *b, size_t size, int16_t *op, uint16_t *arg)
+{
+    if (size != 7 || b[0] != 0x0f || b[1] != 0x1f || b[2] != 0x80) {
+        return false;
+    }
+    uint32_t d = le32(b + 3);
+    if (d >> 16 == 0x4d54 && (d & 0xffff) <= 5) {
+        *op = (int16_t)(d & 0xffff);
+        return true;
+    }
+    if (d >> 16 == 0x4d4b) {
+        *op = MT_MARKER_MARK;
+        *arg = (uint16_t)d;
+        return true;
+    }
+    return false;
+}
+
+/* movz xzr, #imm16, lsl #hw*16. */
+static bool marker_aarch64(const uint8_t *b, size_t size, int16_t *op, uint16_t *arg)
+{
+    if (size != 4) {
+        return false;
+    }
+    uint32_t w = le32(b);
+    if ((w & 0xff80001fu) != 0xd280001fu) {
+        return false;
+    }
+    unsigned hw = (w >> 21) & 3, imm = (w >> 5) & 0xffff;
+    if (hw == 1 && imm >= 0x4d50 && imm <= 0x4d55) {
+        *op = (int16_t)(imm - 0x4d50);
+        return true;
+    }
+    if (hw == 2) {
+        *op = MT_MARKER_MARK;
+        *arg = (uint16_t)imm;
+        return true;
+    }
+    return false;
+}
+
+/* slti x0, rs1, imm12. */
+static bool marker_riscv(const uint8_t *b, size_t size, int16_t *op, uint16_t *arg)
+{
+    if (size != 4) {
+        return false;
+    }
+    uint32_t w = le32(b);
+    if ((w & 0x7fffu) != 0x2013u) {
+        return false;
+    }
+    unsigned rs1 = (w >> 15) & 31, imm = w >> 20;
+    if (rs1 == 0 && imm >= 0x4d0 && imm <= 0x4d5) {
+        *op = (int16_t)(imm - 0x4d0);
+        return true;
+    }
+    if (rs1 >= 16) {
+        *op = MT_MARKER_MARK;
+        *arg = (uint16_t)(((rs1 - 16) << 12) | imm);
+        return true;
+    }
+    return false;
+}
+
+static const struct arch arches[] = {
+    {"x86_64", "cs", priv_x86, marker_x86},
+    {"i386", "cs", priv_x86, marker_x86},
+    {"aarch64", "cpsr", priv_aarch64, marker_aarch64},
+    {"riscv64", "priv", priv_riscv, marker_riscv},
+    {"riscv32", "priv", priv_riscv, marker_riscv},
+};
+
+static const struct arch *arch;
+static struct qemu_plugin_register *priv_reg;
+static __thread GByteArray *reg_buf;   /* vCPUs translate concurrently under MTTCG */
+static const char *priv_source = "none";
+
+int mt_arch_init(const char *target)
+{
+    for (size_t i = 0; i < sizeof(arches) / sizeof(arches[0]); i++) {
+        if (strcmp(arches[i].target, target) == 0) {
+            arch = &arches[i];
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Finds the privilege register once; a vCPU without it leaves privilege unknown. */
+void mt_arch_vcpu_init(void)
+{
+    if (!arch || priv_reg) {
+        return;
+    }
+    GArray *regs = qemu_plugin_get_registers();
+    if (!regs) {
+        return;
+    }
+    const qemu_plugin_reg_descriptor *d = (const qemu_plugin_reg_descriptor *)regs->data;
+    for (unsigned i = 0; i < regs->len; i++) {
+        if (d[i].name && strcmp(d[i].name, arch->reg) == 0) {
+            priv_reg = d[i].handle;
+            priv_source = arch->reg;
+            break;
+        }
+    }
+    g_array_free(regs, 1);
+}
+
+/* The privilege level of the vCPU that is translating: constant over a block, because every QEMU target
+ * keys its translation blocks on it. */
+uint8_t mt_arch_priv(void)
+{
+    if (!priv_reg) {
+        return MEMTAP_PRIV_UNKNOWN;
+    }
+    if (!reg_buf) {
+        reg_buf = g_byte_array_new();
+    }
+    g_byte_array_set_size(reg_buf, 0);
+    int n = qemu_plugin_read_register(priv_reg, reg_buf);
+    if (n <= 0 || (unsigned)n > sizeof(uint64_t) || reg_buf->len < (unsigned)n) {
+        return MEMTAP_PRIV_UNKNOWN;
+    }
+    uint64_t v = 0;
+    memcpy(&v, reg_buf->data, (size_t)n);   /* target byte order = host byte order on little-endian hosts */
+    return arch->priv(v);
+}
+
+const char *mt_arch_priv_source(void)
+{
+    return priv_source;
+}
+
+bool mt_arch_marker(const uint8_t *bytes, size_t size, int16_t *op, uint16_t *arg)
+{
+    return arch && arch->marker(bytes, size, op, arg);
+}

@@ -1,0 +1,124 @@
+/* Event buffers: a fixed pool handed from vCPU threads (which fill them) to the sink thread (which writes them)
+ * and back. When every buffer is full the filling vCPU waits: the guest is slowed, no record is dropped. */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "memtap_plugin.h"
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t freed = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t filled = PTHREAD_COND_INITIALIZER;
+static struct mt_buffer *free_list;
+static struct mt_buffer *full_head, *full_tail;
+static bool closing;
+static size_t capacity;
+
+int mt_buffers_init(unsigned nbuffers, size_t events_per_buffer)
+{
+    capacity = events_per_buffer;
+    for (unsigned i = 0; i < nbuffers; i++) {
+        struct mt_buffer *b = calloc(1, sizeof(*b));
+        if (!b || !(b->ev = malloc(capacity * sizeof(struct memtap_event)))) {
+            return -1;
+        }
+        b->next = free_list;
+        free_list = b;
+    }
+    return 0;
+}
+
+size_t mt_buffer_capacity(void)
+{
+    return capacity;
+}
+
+struct mt_buffer *mt_buffer_get(unsigned vcpu)
+{
+    pthread_mutex_lock(&lock);
+    while (!free_list) {
+        pthread_cond_wait(&freed, &lock);
+    }
+    struct mt_buffer *b = free_list;
+    free_list = b->next;
+    pthread_mutex_unlock(&lock);
+    b->n = 0;
+    b->vcpu = vcpu;
+    b->next = NULL;
+    return b;
+}
+
+void mt_buffer_submit(struct mt_buffer *b)
+{
+    pthread_mutex_lock(&lock);
+    if (full_tail) {
+        full_tail->next = b;
+    } else {
+        full_head = b;
+    }
+    full_tail = b;
+    pthread_cond_signal(&filled);
+    pthread_mutex_unlock(&lock);
+}
+
+/* Blocks until a full buffer is queued; NULL once closing and drained. */
+struct mt_buffer *mt_buffer_next_full(void)
+{
+    pthread_mutex_lock(&lock);
+    while (!full_head && !closing) {
+        pthread_cond_wait(&filled, &lock);
+    }
+    struct mt_buffer *b = full_head;
+    if (b) {
+        full_head = b->next;
+        if (!full_head) {
+            full_tail = NULL;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return b;
+}
+
+void mt_buffer_release(struct mt_buffer *b)
+{
+    pthread_mutex_lock(&lock);
+    b->next = free_list;
+    free_list = b;
+    pthread_cond_signal(&freed);
+    pthread_mutex_unlock(&lock);
+}
+
+void mt_buffers_close(void)
+{
+    pthread_mutex_lock(&lock);
+    closing = true;
+    pthread_cond_broadcast(&filled);
+    pthread_mutex_unlock(&lock);
+}
+
+/* Hands the vCPU's buffer (whatever it holds) to the sink and gives the vCPU a fresh one. */
+void mt_vcpu_swap(struct mt_vcpu *v)
+{
+    unsigned idx = (unsigned)(v - mt_vcpus);
+    if (v->buf) {
+        v->buf->n = (size_t)(v->cur - v->buf->ev);
+        mt_buffer_submit(v->buf);
+    }
+    v->buf = mt_buffer_get(idx);
+    v->cur = v->buf->ev;
+    v->end = v->buf->ev + capacity;
+}
+
+/* Hands over a partly filled buffer without taking a new one (exit paths). */
+void mt_vcpu_flush(struct mt_vcpu *v)
+{
+    if (v->buf) {
+        v->buf->n = (size_t)(v->cur - v->buf->ev);
+        if (v->buf->n) {
+            mt_buffer_submit(v->buf);
+        } else {
+            mt_buffer_release(v->buf);
+        }
+        v->buf = NULL;
+        v->cur = v->end = NULL;
+    }
+}

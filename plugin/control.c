@@ -1,0 +1,132 @@
+/* Control: what is traced right now, the global record order, the instruction budget, and guest markers.
+ *
+ * Fetch records are produced lazily: a vCPU accounts for the instructions of its current block when something
+ * needs them in order (a data access, a marker, the next block). That keeps the per-instruction cost to one
+ * inline store (see hooks.c) and still yields exactly one fetch record per started instruction. */
+#include "memtap_plugin.h"
+
+#include "../guest/include/memtap.h"
+
+MT_LOCAL _Atomic unsigned mt_trace_on;
+static _Atomic uint64_t next_pos;
+static _Atomic uint64_t insns_left;   /* remaining --max-insns budget; unused when max_insns is 0 */
+
+uint64_t mt_take_pos(uint64_t n)
+{
+    if (mt_smp) {
+        return atomic_fetch_add_explicit(&next_pos, n, memory_order_relaxed);
+    }
+    uint64_t p = atomic_load_explicit(&next_pos, memory_order_relaxed);
+    atomic_store_explicit(&next_pos, p + n, memory_order_relaxed);
+    return p;
+}
+
+/* Takes up to n instructions from the --max-insns budget and returns how many may be traced; when the budget
+ * runs out, tracing stops for every vCPU. */
+uint32_t mt_budget(uint32_t n)
+{
+    uint64_t left = atomic_load_explicit(&insns_left, memory_order_relaxed);
+    uint64_t take;
+    do {
+        take = left < n ? left : n;
+    } while (take && !atomic_compare_exchange_weak_explicit(&insns_left, &left, left - take,
+                                                            memory_order_relaxed, memory_order_relaxed));
+    if (take == left) {
+        atomic_store_explicit(&mt_trace_on, 0, memory_order_relaxed);
+    }
+    return (uint32_t)take;
+}
+
+void mt_control_init(void)
+{
+    atomic_store(&insns_left, mt_cfg.max_insns);
+    atomic_store(&mt_trace_on, mt_cfg.start_on_marker ? 0u : mt_cfg.events);
+}
+
+/* Accounts for instructions [v->done, upto) of the current block: they were started, so they count in icount
+ * and, while fetches are traced, become one EXEC event. */
+void mt_account(struct mt_vcpu *v, uint32_t upto)
+{
+    uint32_t k = upto - v->done;
+    unsigned on = atomic_load_explicit(&mt_trace_on, memory_order_relaxed);
+    v->insn_on = 0;
+    if (v->traced && on) {
+        uint32_t traced = mt_cfg.max_insns ? mt_budget(k) : k;
+        if (traced == k) {
+            v->insn_on = on;   /* the run's last instruction is within budget: its accesses are traced too */
+        }
+        if (traced && (on & MT_TRACE_FETCH)) {
+            struct memtap_event *e = mt_next_event(v);
+            e->vaddr = 0;
+            e->paddr = 0;
+            e->icount = v->icount + 1;
+            e->pos = mt_take_pos(traced);
+            e->insn = v->tb->first_id + v->done;
+            e->kind = MEMTAP_EV_EXEC;
+            e->flags = 0;
+            e->count = (uint16_t)traced;
+            v->records[0] += traced;
+        }
+    }
+    v->icount += k;
+    v->done = upto;
+}
+
+void mt_emit_mark(struct mt_vcpu *v, const struct mt_insn_info *ii, uint64_t value)
+{
+    struct memtap_event *e = mt_next_event(v);
+    e->vaddr = value;
+    e->paddr = 0;
+    e->icount = v->icount;
+    e->pos = mt_take_pos(1);
+    e->insn = ii->id;
+    e->kind = MEMTAP_EV_MARK;
+    e->flags = 0;
+    e->count = 1;
+    v->records[3]++;
+}
+
+/* Runs before a marker instruction executes. START and STOP markers produce no record of their own. */
+void mt_marker(struct mt_vcpu *v, const struct mt_insn_info *ii)
+{
+    if (ii->idx > v->done) {
+        mt_account(v, ii->idx);
+    }
+    if (ii->marker_op == MT_MARKER_MARK) {
+        mt_account(v, ii->idx + 1);
+        if (v->insn_on) {
+            mt_emit_mark(v, ii, ii->marker_arg);
+        }
+        return;
+    }
+    /* The marker itself is started but not traced. */
+    v->icount += (uint32_t)(ii->idx + 1) - v->done;
+    v->done = ii->idx + 1;
+    v->insn_on = 0;
+    unsigned sel = mt_cfg.events;
+    switch (ii->marker_op) {
+    case MEMTAP_OP_START:
+        atomic_fetch_or(&mt_trace_on, sel);
+        break;
+    case MEMTAP_OP_STOP:
+        atomic_store(&mt_trace_on, 0);
+        break;
+    case MEMTAP_OP_START_DATA:
+        atomic_fetch_or(&mt_trace_on, sel & MT_TRACE_DATA);
+        break;
+    case MEMTAP_OP_STOP_DATA:
+        atomic_fetch_and(&mt_trace_on, ~MT_TRACE_DATA);
+        break;
+    case MEMTAP_OP_START_FETCH:
+        atomic_fetch_or(&mt_trace_on, sel & MT_TRACE_FETCH);
+        break;
+    case MEMTAP_OP_STOP_FETCH:
+        atomic_fetch_and(&mt_trace_on, ~MT_TRACE_FETCH);
+        break;
+    default:
+        break;
+    }
+    if (mt_cfg.max_insns && atomic_load(&insns_left) == 0) {
+        atomic_store(&mt_trace_on, 0);   /* an exhausted budget is final */
+    }
+}

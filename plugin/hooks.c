@@ -1,0 +1,367 @@
+/* The QEMU-facing side: plugin arguments, translation-time instrumentation and the execution callbacks.
+ *
+ * Per block: one callback at block entry (accounts for the previous block's started instructions) and one
+ * inline store per instruction (records how far the block got, so a block left early by a fault or interrupt
+ * counts only what ran). Per traced load/store: one callback that appends a DATA event. Markers get an
+ * instruction callback of their own. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "memtap_plugin.h"
+
+MT_EXPORT int qemu_plugin_version = 4;
+
+MT_LOCAL struct mt_config mt_cfg = {
+    .sink = MT_SINK_FILE,
+    .events = MT_TRACE_ALL,
+    .addr = MT_ADDR_BOTH,
+    .vcpu_mask = ~0ull,
+    .buffer_events = 1u << 16,
+    .zstd_level = 1,
+};
+MT_LOCAL bool mt_smp;
+MT_LOCAL struct mt_vcpu *mt_vcpus;
+MT_LOCAL unsigned mt_max_vcpus;
+
+static struct qemu_plugin_scoreboard *progress;   /* per vCPU: 1 + index of the last started instruction */
+static char target[32];
+static int api_version;
+
+static inline uint64_t *progress_of(unsigned vcpu)
+{
+    return qemu_plugin_scoreboard_find(progress, vcpu);
+}
+
+static void on_tb_exec(unsigned vcpu, void *udata)
+{
+    struct mt_vcpu *v = &mt_vcpus[vcpu];
+    uint64_t *p = progress_of(vcpu);
+    if (v->tb && *p > v->done) {
+        mt_account(v, (uint32_t)*p);
+    }
+    v->tb = udata;
+    v->done = 0;
+    *p = 0;
+}
+
+static void on_mem(unsigned vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata)
+{
+    struct mt_vcpu *v = &mt_vcpus[vcpu];
+    const struct mt_insn_info *ii = udata;
+    if ((uint32_t)ii->idx + 1 > v->done) {
+        mt_account(v, ii->idx + 1u);
+    }
+    bool store = qemu_plugin_mem_is_store(info);
+    if (!(v->insn_on & (store ? MT_TRACE_STORE : MT_TRACE_LOAD))) {
+        return;
+    }
+    uint8_t flags = (uint8_t)(qemu_plugin_mem_size_shift(info) & MEMTAP_EVF_SIZE_MASK);
+    flags |= store ? MEMTAP_EVF_STORE : 0;
+    flags |= qemu_plugin_mem_is_sign_extended(info) ? MEMTAP_EVF_SIGNED : 0;
+    flags |= qemu_plugin_mem_is_big_endian(info) ? MEMTAP_EVF_BIG_ENDIAN : 0;
+    uint64_t paddr = 0;
+    if (mt_cfg.addr & MT_ADDR_PHYSICAL) {
+        struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
+        if (hw) {
+            paddr = qemu_plugin_hwaddr_phys_addr(hw);
+            flags |= MEMTAP_EVF_PADDR | (qemu_plugin_hwaddr_is_io(hw) ? MEMTAP_EVF_IO : 0);
+        }
+    }
+    struct memtap_event *e = mt_next_event(v);
+    e->vaddr = (mt_cfg.addr & MT_ADDR_VIRTUAL) ? vaddr : 0;
+    e->paddr = paddr;
+    e->icount = v->icount;
+    e->pos = mt_take_pos(1);
+    e->insn = ii->id;
+    e->kind = MEMTAP_EV_DATA;
+    e->flags = flags;
+    e->count = 1;
+    v->records[store ? 2 : 1]++;
+}
+
+static void on_marker(unsigned vcpu, void *udata)
+{
+    mt_marker(&mt_vcpus[vcpu], udata);
+}
+
+static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
+{
+    (void)id;
+    size_t n = qemu_plugin_tb_n_insns(tb);
+    struct mt_tb_info *t = malloc(sizeof(*t) + n * sizeof(struct mt_insn_info));
+    struct memtap_insn *rows = calloc(n ? n : 1, sizeof(*rows));
+    if (!t || !rows) {
+        abort();
+    }
+    struct mt_insn_info *ii = (struct mt_insn_info *)(t + 1);
+    t->n = (uint16_t)n;
+    t->priv = mt_arch_priv();
+    for (size_t i = 0; i < n; i++) {
+        struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
+        uint8_t bytes[16];
+        size_t size = qemu_plugin_insn_size(insn);
+        size_t got = qemu_plugin_insn_data(insn, bytes, sizeof(bytes));
+        rows[i].vaddr = qemu_plugin_insn_vaddr(insn);
+        rows[i].size = (uint8_t)size;
+        rows[i].priv = t->priv;
+        ii[i].tb = t;
+        ii[i].idx = (uint16_t)i;
+        ii[i].marker_op = -1;
+        ii[i].marker_arg = 0;
+        if (got == size && mt_arch_marker(bytes, size, &ii[i].marker_op, &ii[i].marker_arg)) {
+            rows[i].flags |= MEMTAP_INSN_MARKER;
+        }
+    }
+    t->first_id = mt_insns_add(rows, (uint32_t)n);
+    free(rows);
+
+    qemu_plugin_u64 prog = {progress, 0};
+    qemu_plugin_register_vcpu_tb_exec_cb(tb, on_tb_exec, QEMU_PLUGIN_CB_NO_REGS, t);
+    enum qemu_plugin_mem_rw rw = 0;
+    if (mt_cfg.events & MT_TRACE_LOAD) {
+        rw |= QEMU_PLUGIN_MEM_R;
+    }
+    if (mt_cfg.events & MT_TRACE_STORE) {
+        rw |= QEMU_PLUGIN_MEM_W;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
+        ii[i].id = t->first_id + (uint32_t)i;
+        qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_STORE_U64, prog, i + 1);
+        if (ii[i].marker_op >= 0) {
+            qemu_plugin_register_vcpu_insn_exec_cb(insn, on_marker, QEMU_PLUGIN_CB_NO_REGS, &ii[i]);
+        }
+        if (rw) {
+            qemu_plugin_register_vcpu_mem_cb(insn, on_mem, QEMU_PLUGIN_CB_NO_REGS, rw, &ii[i]);
+        }
+    }
+}
+
+static void on_vcpu_init(qemu_plugin_id_t id, unsigned vcpu)
+{
+    (void)id;
+    mt_arch_vcpu_init();
+    if (vcpu < mt_max_vcpus) {
+        mt_vcpus[vcpu].traced = vcpu >= 64 ? mt_cfg.vcpu_mask == ~0ull : (mt_cfg.vcpu_mask >> vcpu) & 1;
+    }
+}
+
+/* Accounts for what each vCPU's last block ran and hands every partial buffer to the sink. */
+static void flush_vcpu(unsigned vcpu)
+{
+    struct mt_vcpu *v = &mt_vcpus[vcpu];
+    uint64_t *p = progress_of(vcpu);
+    if (v->tb && *p > v->done) {
+        mt_account(v, (uint32_t)*p);
+    }
+    v->tb = NULL;
+    mt_vcpu_flush(v);
+}
+
+static void on_vcpu_exit(qemu_plugin_id_t id, unsigned vcpu)
+{
+    (void)id;
+    if (vcpu < mt_max_vcpus) {
+        flush_vcpu(vcpu);
+    }
+}
+
+static char *end_json(void)
+{
+    uint64_t rec[4] = {0}, icount = 0;
+    for (unsigned i = 0; i < mt_max_vcpus; i++) {
+        for (int k = 0; k < 4; k++) {
+            rec[k] += mt_vcpus[i].records[k];
+        }
+        icount += mt_vcpus[i].icount;
+    }
+    char *s = malloc(512);
+    if (s) {
+        snprintf(s, 512,
+                 "{\"complete\": true, \"events\": %" PRIu64 ", \"records\": {\"fetch\": %" PRIu64
+                 ", \"load\": %" PRIu64 ", \"store\": %" PRIu64 ", \"marker\": %" PRIu64
+                 "}, \"executed_insns\": %" PRIu64 ", \"dropped\": 0, \"priv_source\": \"%s\"}",
+                 mt_sink_events_written(), rec[0], rec[1], rec[2], rec[3], icount, mt_arch_priv_source());
+    }
+    return s;
+}
+
+static void on_qemu_exit(qemu_plugin_id_t id, void *udata)
+{
+    (void)id;
+    (void)udata;
+    for (unsigned i = 0; i < mt_max_vcpus; i++) {
+        flush_vcpu(i);
+    }
+    mt_sink_close(end_json);
+    if (mt_sink_error()) {
+        fprintf(stderr, "memtap: the trace is incomplete\n");
+    }
+}
+
+static int parse_events(const char *v, unsigned *out)
+{
+    unsigned ev = 0;
+    char buf[64];
+    snprintf(buf, sizeof(buf), "%s", v);
+    for (char *save = NULL, *tok = strtok_r(buf, "+:", &save); tok; tok = strtok_r(NULL, "+:", &save)) {
+        if (!strcmp(tok, "fetch")) {
+            ev |= MT_TRACE_FETCH;
+        } else if (!strcmp(tok, "load")) {
+            ev |= MT_TRACE_LOAD;
+        } else if (!strcmp(tok, "store")) {
+            ev |= MT_TRACE_STORE;
+        } else if (!strcmp(tok, "all")) {
+            ev |= MT_TRACE_ALL;
+        } else {
+            return -1;
+        }
+    }
+    *out = ev;
+    return ev ? 0 : -1;
+}
+
+static int parse_vcpus(const char *v, uint64_t *mask)
+{
+    char buf[256];
+    uint64_t m = 0;
+    snprintf(buf, sizeof(buf), "%s", v);
+    for (char *save = NULL, *tok = strtok_r(buf, "+:", &save); tok; tok = strtok_r(NULL, "+:", &save)) {
+        char *end;
+        unsigned long i = strtoul(tok, &end, 10);
+        if (*end || i >= 64) {
+            return -1;
+        }
+        m |= 1ull << i;
+    }
+    *mask = m;
+    return m ? 0 : -1;
+}
+
+static int parse_arg(const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq) {
+        return -1;
+    }
+    size_t klen = (size_t)(eq - arg);
+    const char *v = eq + 1;
+    char *end = NULL;
+#define KEY(k) (klen == strlen(k) && !strncmp(arg, k, klen))
+    if (KEY("out")) {
+        mt_cfg.out = v;
+    } else if (KEY("sink")) {
+        if (!strcmp(v, "file")) {
+            mt_cfg.sink = MT_SINK_FILE;
+        } else if (!strcmp(v, "null")) {
+            mt_cfg.sink = MT_SINK_NULL;
+        } else {
+            return -1;
+        }
+    } else if (KEY("events")) {
+        return parse_events(v, &mt_cfg.events);
+    } else if (KEY("addr")) {
+        if (!strcmp(v, "virtual")) {
+            mt_cfg.addr = MT_ADDR_VIRTUAL;
+        } else if (!strcmp(v, "physical")) {
+            mt_cfg.addr = MT_ADDR_PHYSICAL;
+        } else if (!strcmp(v, "both")) {
+            mt_cfg.addr = MT_ADDR_BOTH;
+        } else {
+            return -1;
+        }
+    } else if (KEY("start_on_marker")) {
+        mt_cfg.start_on_marker = !strcmp(v, "on") || !strcmp(v, "true");
+    } else if (KEY("max_insns")) {
+        mt_cfg.max_insns = strtoull(v, &end, 10);
+        return *end || !mt_cfg.max_insns ? -1 : 0;
+    } else if (KEY("vcpus")) {
+        return parse_vcpus(v, &mt_cfg.vcpu_mask);
+    } else if (KEY("buffers")) {
+        mt_cfg.nbuffers = (unsigned)strtoul(v, &end, 10);
+        return *end || mt_cfg.nbuffers < 2 ? -1 : 0;
+    } else if (KEY("buffer_events")) {
+        mt_cfg.buffer_events = (unsigned)strtoul(v, &end, 10);
+        return *end || mt_cfg.buffer_events < 64 ? -1 : 0;
+    } else if (KEY("zstd")) {
+        mt_cfg.zstd_level = (int)strtol(v, &end, 10);
+        return *end || mt_cfg.zstd_level > 19 || mt_cfg.zstd_level < -7 ? -1 : 0;
+    } else {
+        return -1;
+    }
+#undef KEY
+    return 0;
+}
+
+static const char *addr_name(void)
+{
+    return mt_cfg.addr == MT_ADDR_BOTH ? "both" : mt_cfg.addr == MT_ADDR_VIRTUAL ? "virtual" : "physical";
+}
+
+MT_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        if (parse_arg(argv[i]) != 0) {
+            fprintf(stderr, "memtap: bad plugin argument '%s'\n", argv[i]);
+            return -1;
+        }
+    }
+    if (!info->system_emulation) {
+        fprintf(stderr, "memtap: only QEMU system emulators are supported\n");
+        return -1;
+    }
+    if (mt_cfg.sink == MT_SINK_FILE && !mt_cfg.out) {
+        fprintf(stderr, "memtap: no output file (out=PATH)\n");
+        return -1;
+    }
+    snprintf(target, sizeof(target), "%s", info->target_name);
+    api_version = info->version.cur;
+    if (mt_arch_init(target) != 0) {
+        fprintf(stderr, "memtap: note: no privilege decoding or markers for target %s\n", target);
+    }
+    mt_max_vcpus = (unsigned)(info->system.max_vcpus > 0 ? info->system.max_vcpus : 1);
+    mt_smp = mt_max_vcpus > 1;
+    mt_vcpus = aligned_alloc(64, mt_max_vcpus * sizeof(struct mt_vcpu));
+    progress = qemu_plugin_scoreboard_new(sizeof(uint64_t));
+    if (!mt_vcpus || !progress) {
+        return -1;
+    }
+    memset(mt_vcpus, 0, mt_max_vcpus * sizeof(struct mt_vcpu));
+    unsigned nbuf = mt_cfg.nbuffers ? mt_cfg.nbuffers : 2 * mt_max_vcpus + 4;
+    if (nbuf <= mt_max_vcpus) {
+        nbuf = mt_max_vcpus + 1;   /* every vCPU holds one; the sink needs at least one more to make progress */
+    }
+    if (mt_buffers_init(nbuf, mt_cfg.buffer_events) != 0) {
+        fprintf(stderr, "memtap: out of memory for %u buffers\n", nbuf);
+        return -1;
+    }
+    mt_control_init();
+
+    char events[40] = "";
+    static const char *names[] = {"fetch", "load", "store"};
+    for (unsigned k = 0; k < 3; k++) {
+        if (mt_cfg.events & (1u << k)) {
+            size_t len = strlen(events);
+            snprintf(events + len, sizeof(events) - len, "%s\"%s\"", len ? ", " : "", names[k]);
+        }
+    }
+    char info_json[768];
+    snprintf(info_json, sizeof(info_json),
+             "{\"target\": \"%s\", \"api_version\": %d, \"smp_vcpus\": %d, \"max_vcpus\": %d, "
+             "\"events\": [%s], \"addresses\": \"%s\", \"fetch_paddr\": false, \"start_on_marker\": %s, "
+             "\"max_insns\": %" PRIu64 ", \"vcpu_mask\": %" PRIu64 ", \"buffer_events\": %u, \"buffers\": %u, "
+             "\"zstd_level\": %d, \"sink\": \"%s\"}",
+             target, api_version, info->system.smp_vcpus, info->system.max_vcpus, events, addr_name(),
+             mt_cfg.start_on_marker ? "true" : "false", mt_cfg.max_insns, mt_cfg.vcpu_mask, mt_cfg.buffer_events,
+             nbuf, mt_cfg.zstd_level, mt_cfg.sink == MT_SINK_FILE ? "file" : "null");
+    if (mt_sink_open(info_json) != 0) {
+        return -1;
+    }
+    qemu_plugin_register_vcpu_init_cb(id, on_vcpu_init);
+    qemu_plugin_register_vcpu_exit_cb(id, on_vcpu_exit);
+    qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb_trans);
+    qemu_plugin_register_atexit_cb(id, on_qemu_exit, NULL);
+    return 0;
+}

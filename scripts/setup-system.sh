@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Install what memtap needs from Debian: QEMU >= 10.0 system emulators that load plugins, the compilers that build
+# the plugin and the example guests, and libzstd. On Debian 12 QEMU 10 comes from bookworm-backports, whose mirror is
+# derived from the machine's own apt sources (no registry host is written here). Idempotent; run as root.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+. /etc/os-release
+codename="${VERSION_CODENAME:-}"
+
+# The first mirror URI that serves the release's main suite, from deb822 or one-line sources.
+debian_mirror() {
+    local f
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        awk -v suite="$codename" '
+            /^URIs:/ { uri = $2 }
+            /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == suite) found = 1 }
+            /^$/ { if (found && uri != "") { print uri; exit } uri = ""; found = 0 }
+            END { if (found && uri != "") print uri }' "$f"
+    done | head -n 1
+    if [ -f /etc/apt/sources.list ]; then
+        awk -v suite="$codename" '$1 == "deb" && $3 == suite { print $2; exit }' /etc/apt/sources.list
+    fi
+}
+
+packages=(qemu-system-x86 qemu-system-arm qemu-system-misc qemu-system-ppc
+          clang lld llvm libzstd-dev zlib1g-dev gcc python3 python3-venv python3-dev)
+apt_target=()
+
+if [ "$codename" = "bookworm" ]; then
+    mirror="$(debian_mirror | head -n 1)"
+    if [ -z "$mirror" ]; then
+        echo "setup-system: cannot find the Debian mirror in /etc/apt/sources.list*" >&2
+        exit 1
+    fi
+    list=/etc/apt/sources.list.d/memtap-bookworm-backports.list
+    line="deb $mirror bookworm-backports main"
+    if ! grep -qsF "$line" "$list"; then
+        echo "$line" | $SUDO tee "$list" >/dev/null
+    fi
+    apt_target=(-t bookworm-backports)
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${apt_target[@]}" "${packages[@]}" >/dev/null
+qemu-system-x86_64 --version | head -n 1

@@ -1,0 +1,35 @@
+"""Builds the memtap QEMU plugin as part of `pip install .`.
+
+The plugin is a plain shared library that QEMU loads with -plugin; setuptools' extension machinery is used only
+because it compiles C with the package's own build, so no separate make step exists. It is never imported.
+"""
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+PLUGIN_SOURCES = [
+    "plugin/hooks.c",
+    "plugin/control.c",
+    "plugin/buffer.c",
+    "plugin/insns.c",
+    "plugin/sink.c",
+    "plugin/arch.c",
+]
+
+
+class BuildPlugin(build_ext):
+    """Names the library plainly (no Python ABI tag) since QEMU, not Python, loads it."""
+
+    def get_ext_filename(self, fullname: str) -> str:
+        return fullname.replace(".", "/") + ".so"
+
+
+plugin = Extension(
+    "memtap._plugin.libmemtap",
+    sources=PLUGIN_SOURCES,
+    include_dirs=["include", "plugin"],
+    libraries=["zstd", "z", "pthread"],
+    extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
+)
+
+setup(ext_modules=[plugin], cmdclass={"build_ext": BuildPlugin})

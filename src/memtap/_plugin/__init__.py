@@ -1,0 +1,1 @@
+"""Holds the compiled QEMU plugin (libmemtap.so), built by setup.py."""

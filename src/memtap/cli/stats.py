@@ -1,0 +1,34 @@
+"""``memtap stats``: summary counts and address footprint of a trace."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, TextIO
+
+from memtap.reader import open_trace
+from memtap.stats import compute_stats, format_stats
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``memtap stats``."""
+    p = subparsers.add_parser("stats", help="summary counts and footprint",
+                              description="Count records by kind, vCPU, size and privilege level, and measure "
+                              "the data address footprint.")
+    p.add_argument("trace", metavar="TRACE", help="trace file")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Compute the statistics in one streaming pass and print them."""
+    out = sys.stdout if out is None else out
+    s = compute_stats(open_trace(args.trace))
+    try:
+        out.write((json.dumps(s, indent=2) if args.json else format_stats(s)) + "\n")
+        out.flush()
+    except BrokenPipeError:
+        pass
+    return 0

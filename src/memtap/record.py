@@ -1,0 +1,117 @@
+"""Running the user's QEMU command under the memtap plugin.
+
+The file header and metadata are written here, before QEMU starts (so the file says what produced it even if QEMU
+dies at once); the plugin appends chunks. Afterwards the trace is checked, so a truncated trace is never reported as
+whole.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from memtap import __version__, qemu
+from memtap.errors import UserError
+from memtap.layout import FILE_MAGIC, FORMAT_VERSION
+
+EVENT_NAMES = ("fetch", "load", "store")
+ADDRESS_MODES = ("virtual", "physical", "both")
+
+
+@dataclass
+class RecordOptions:
+    """What to trace and where; mirrors the plugin's arguments."""
+
+    out: Path | None
+    events: tuple[str, ...] = EVENT_NAMES
+    addresses: str = "both"
+    start_on_marker: bool = False
+    max_insns: int = 0
+    vcpus: tuple[int, ...] = ()
+    sink: str = "file"
+    zstd_level: int = 1
+    buffers: int = 0
+    buffer_events: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def plugin_args(self) -> dict[str, str]:
+        args = {"sink": self.sink, "events": "+".join(self.events), "addr": self.addresses}
+        if self.out is not None:
+            args["out"] = str(self.out)
+        if self.start_on_marker:
+            args["start_on_marker"] = "on"
+        if self.max_insns:
+            args["max_insns"] = str(self.max_insns)
+        if self.vcpus:
+            args["vcpus"] = "+".join(map(str, self.vcpus))
+        if self.zstd_level != 1:
+            args["zstd"] = str(self.zstd_level)
+        if self.buffers:
+            args["buffers"] = str(self.buffers)
+        if self.buffer_events:
+            args["buffer_events"] = str(self.buffer_events)
+        return {**args, **self.extra}
+
+
+@dataclass
+class RecordResult:
+    """How the run ended: QEMU's status and what the trace holds."""
+
+    returncode: int
+    killed_by: int | None
+    qemu_command: list[str]
+
+
+def write_header(path: Path, meta: dict) -> None:
+    """Creates the trace with its header; refuses paths that cannot be written, before QEMU starts."""
+    blob = json.dumps(meta, sort_keys=True).encode()
+    try:
+        with open(path, "wb") as f:
+            f.write(FILE_MAGIC + struct.pack("<II", FORMAT_VERSION, len(blob)) + blob)
+    except OSError as exc:
+        raise UserError(f"cannot write trace {path}: {exc.strerror}") from None
+
+
+def metadata(command: list[str], emu: qemu.Emulator, options: RecordOptions) -> dict:
+    opts = asdict(options)
+    opts["out"] = str(options.out) if options.out else None
+    return {
+        "memtap_version": __version__,
+        "qemu_path": emu.path,
+        "qemu_version": ".".join(map(str, emu.version or ())),
+        "qemu_command": command,
+        "start_time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "options": opts,
+    }
+
+
+def run(command: list[str], options: RecordOptions) -> RecordResult:
+    """Runs QEMU to completion with the plugin; QEMU keeps the terminal (its console stays visible)."""
+    if not command:
+        raise UserError("no QEMU command given (memtap record -o TRACE -- qemu-system-ARCH ...)")
+    emu = qemu.require(command[0])
+    lib = qemu.plugin_path()
+    if options.sink == "file":
+        if options.out is None:
+            raise UserError("no output file: give -o TRACE")
+        write_header(options.out, metadata(command, emu, options))
+    full = qemu.with_plugin([emu.path or command[0], *command[1:]], lib, options.plugin_args())
+    # Ctrl-C reaches QEMU too (same process group); memtap waits for it to shut down and flush the trace.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        proc = subprocess.Popen(full, env=os.environ.copy())
+        returncode = proc.wait()
+    except OSError as exc:
+        raise UserError(f"cannot run {full[0]}: {exc.strerror}") from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    killed_by = -returncode if returncode < 0 else None
+    return RecordResult(returncode, killed_by, full)

@@ -1,0 +1,93 @@
+"""Test helpers: build the bundled guests, run them under `memtap record`, and read what the ELF says.
+
+The expected records in the tests come from the guest ELF files (symbols from pyelftools, instruction boundaries
+from capstone), never from the trace under test.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import capstone
+from elftools.elf.elffile import ELFFile
+
+ROOT = Path(__file__).resolve().parent.parent
+ARCHES = ("x86_64", "aarch64", "riscv64")
+
+_CAPSTONE = {
+    "x86_64": (capstone.CS_ARCH_X86, capstone.CS_MODE_64),
+    "aarch64": (capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM),
+    "riscv64": (capstone.CS_ARCH_RISCV, capstone.CS_MODE_RISCV64 | capstone.CS_MODE_RISCVC),
+}
+
+
+@cache
+def builder():
+    """guest/build.py, loaded by path (guest/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("guest_build", ROOT / "guest" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@cache
+def guest(arch: str, program: str) -> Path:
+    return builder().build(arches=[arch], programs=[program])[arch][program]
+
+
+@cache
+def symbols(elf: Path) -> dict[str, int]:
+    with open(elf, "rb") as f:
+        tab = ELFFile(f).get_section_by_name(".symtab")
+        return {s.name: s["st_value"] for s in tab.iter_symbols() if s.name}
+
+
+def instructions(arch: str, elf: Path, start: int, end: int) -> list[tuple[int, int]]:
+    """(address, size) of each instruction in [start, end), by linear disassembly of the ELF's bytes."""
+    with open(elf, "rb") as f:
+        e = ELFFile(f)
+        for seg in e.iter_segments():
+            if seg["p_type"] == "PT_LOAD" and seg["p_vaddr"] <= start < seg["p_vaddr"] + seg["p_filesz"]:
+                data = seg.data()[start - seg["p_vaddr"] : end - seg["p_vaddr"]]
+                break
+        else:
+            raise AssertionError(f"{start:#x} is in no loadable segment of {elf}")
+    md = capstone.Cs(*_CAPSTONE[arch])
+    md.skipdata = True
+    out = [(i.address, i.size) for i in md.disasm(data, start)]
+    assert sum(size for _, size in out) == end - start, "disassembly did not cover the range"
+    return out
+
+
+def qemu_command(arch: str, elf: Path, smp: int = 1) -> list[str]:
+    return builder().qemu_command(arch, elf, smp=smp)
+
+
+def memtap(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    """Runs the installed memtap CLI as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "memtap.cli.main", *args],
+        capture_output=True, text=True, timeout=timeout, **kwargs,
+    )
+
+
+def record(trace: Path, arch: str, program: str, *options: str, smp: int = 1, timeout: float = 120):
+    """`memtap record -o trace [options] -- <the guest's QEMU command>`; returns the finished process."""
+    elf = guest(arch, program)
+    return memtap("record", "-o", str(trace), *options, "--", *qemu_command(arch, elf, smp), timeout=timeout)
+
+
+def instruction_at(arch: str, elf: Path, addr: int) -> tuple[int, int]:
+    """(address, size) of the one instruction at addr."""
+    for size in range(1, 16):
+        try:
+            found = instructions(arch, elf, addr, addr + size)
+        except AssertionError:
+            continue
+        if len(found) == 1:
+            return found[0]
+    raise AssertionError(f"no instruction decodes at {addr:#x}")

@@ -1,0 +1,101 @@
+"""Exact traces of the `seq` guest on every architecture: every record's kind, PC, address, size and order.
+
+Between its START and STOP markers the guest stores 1, 2, 4 and 8 bytes to `mt_buf`, loads them back, executes
+MEMTAP_MARK(0x1234) and a 10-iteration loop. The expected stream is derived from the ELF alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from guestlib import ARCHES, guest, instructions, record, symbols
+
+import memtap
+from memtap.layout import KIND_NAMES, PRIV_MACHINE, PRIV_SUPERVISOR, RF_PADDR
+
+EXPECTED_PRIV = {"riscv64": PRIV_MACHINE, "aarch64": PRIV_SUPERVISOR, "x86_64": PRIV_SUPERVISOR}
+
+
+def expected_seq(arch: str, events=("fetch", "load", "store")) -> list[tuple]:
+    elf = guest(arch, "seq")
+    sym = symbols(elf)
+    buf = sym["mt_buf"]
+    data = {
+        sym["seq_st1"]: ("store", buf + 0, 1),
+        sym["seq_st2"]: ("store", buf + 2, 2),
+        sym["seq_st4"]: ("store", buf + 4, 4),
+        sym["seq_st8"]: ("store", buf + 8, 8),
+        sym["seq_ld1"]: ("load", buf + 0, 1),
+        sym["seq_ld2"]: ("load", buf + 2, 2),
+        sym["seq_ld4"]: ("load", buf + 4, 4),
+        sym["seq_ld8"]: ("load", buf + 8, 8),
+    }
+    out = []
+    straight = instructions(arch, elf, sym["seq_begin"], sym["seq_loop"])
+    loop = instructions(arch, elf, sym["seq_loop"], sym["seq_end"])
+    for pc, size in straight + loop * 10:
+        if "fetch" in events:
+            out.append(("fetch", pc, pc, size, 0))
+        if pc in data and data[pc][0] in events:
+            kind, va, sz = data[pc]
+            out.append((kind, pc, va, sz, 0))
+        if pc == sym["seq_mark"]:
+            out.append(("marker", pc, 0, 0, 0x1234))
+    return out
+
+
+def as_tuples(recs: np.ndarray) -> list[tuple]:
+    return [(KIND_NAMES[r["kind"]], int(r["pc"]), int(r["vaddr"]), int(r["size"]), int(r["value"])) for r in recs]
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_seq_exact_records(tmp_path, arch):
+    trace_path = tmp_path / "seq.trace"
+    proc = record(trace_path, arch, "seq", "--start-on-marker")
+    assert proc.returncode == 0, proc.stderr
+    trace = memtap.open(trace_path)
+    assert not trace.truncated
+    recs = trace.records()
+    assert as_tuples(recs) == expected_seq(arch)
+    # One global order with no gaps; icount advances by one per fetch and data records share their fetch's.
+    assert recs["pos"].tolist() == list(range(len(recs)))
+    fetch = recs["kind"] == 0
+    assert np.all(np.diff(recs["icount"][fetch]) == 1)
+    owner = np.maximum.accumulate(np.where(fetch, np.arange(len(recs)), 0))
+    assert np.array_equal(recs["icount"], recs["icount"][owner])
+    # Bare metal with the MMU off: physical = virtual for every data record.
+    data = (recs["kind"] == 1) | (recs["kind"] == 2)
+    assert np.all(recs["flags"][data] & RF_PADDR)
+    assert np.array_equal(recs["paddr"][data], recs["vaddr"][data])
+    assert set(recs["priv"].tolist()) == {EXPECTED_PRIV[arch]}
+    assert set(recs["vcpu"].tolist()) == {0}
+    assert trace.end["records"] == {"fetch": int(fetch.sum()), "load": 4, "store": 4, "marker": 1}
+
+
+@pytest.mark.parametrize("events", [("load", "store"), ("fetch",), ("store",)])
+def test_seq_event_selection(tmp_path, events):
+    arch = "riscv64"
+    trace_path = tmp_path / "seq.trace"
+    proc = record(trace_path, arch, "seq", "--start-on-marker", "--events", ",".join(events))
+    assert proc.returncode == 0, proc.stderr
+    recs = memtap.open(trace_path).records()
+    assert as_tuples(recs) == expected_seq(arch, events)
+
+
+def test_seq_virtual_addresses_only(tmp_path):
+    trace_path = tmp_path / "seq.trace"
+    proc = record(trace_path, "riscv64", "seq", "--start-on-marker", "--addr", "virtual")
+    assert proc.returncode == 0, proc.stderr
+    recs = memtap.open(trace_path).records()
+    assert as_tuples(recs) == expected_seq("riscv64")
+    assert not np.any(recs["flags"] & RF_PADDR)
+
+
+def test_max_insns_stops_after_exactly_n(tmp_path):
+    trace_path = tmp_path / "seq.trace"
+    proc = record(trace_path, "riscv64", "seq", "--start-on-marker", "--max-insns", "7")
+    assert proc.returncode == 0, proc.stderr
+    expected = expected_seq("riscv64")
+    seventh_fetch = [i for i, r in enumerate(expected) if r[0] == "fetch"][6]
+    # The 7th traced instruction is seq_ld4 (index 6): its own load is still traced, nothing after it.
+    assert as_tuples(memtap.open(trace_path).records()) == expected[: seventh_fetch + 2]
