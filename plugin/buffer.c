@@ -13,23 +13,34 @@ static struct mt_buffer *full_head, *full_tail;
 static bool closing;
 static size_t capacity;
 
+static void *column(size_t item)
+{
+    return malloc(capacity * item);
+}
+
 int mt_buffers_init(unsigned nbuffers, size_t events_per_buffer)
 {
     capacity = events_per_buffer;
     for (unsigned i = 0; i < nbuffers; i++) {
         struct mt_buffer *b = calloc(1, sizeof(*b));
-        if (!b || !(b->ev = malloc(capacity * sizeof(struct memtap_event)))) {
+        if (!b) {
+            return -1;
+        }
+        b->kind = column(1);
+        b->flags = column(1);
+        b->count = column(2);
+        b->insn = column(4);
+        b->icount = column(8);
+        b->pos = column(8);
+        b->vaddr = column(8);
+        b->paddr = column(8);
+        if (!b->kind || !b->flags || !b->count || !b->insn || !b->icount || !b->pos || !b->vaddr || !b->paddr) {
             return -1;
         }
         b->next = free_list;
         free_list = b;
     }
     return 0;
-}
-
-size_t mt_buffer_capacity(void)
-{
-    return capacity;
 }
 
 struct mt_buffer *mt_buffer_get(unsigned vcpu)
@@ -41,7 +52,7 @@ struct mt_buffer *mt_buffer_get(unsigned vcpu)
     struct mt_buffer *b = free_list;
     free_list = b->next;
     pthread_mutex_unlock(&lock);
-    b->n = 0;
+    b->n = b->m = 0;
     b->vcpu = vcpu;
     b->next = NULL;
     return b;
@@ -95,30 +106,28 @@ void mt_buffers_close(void)
     pthread_mutex_unlock(&lock);
 }
 
-/* Hands the vCPU's buffer (whatever it holds) to the sink and gives the vCPU a fresh one. */
-void mt_vcpu_swap(struct mt_vcpu *v)
-{
-    unsigned idx = (unsigned)(v - mt_vcpus);
-    if (v->buf) {
-        v->buf->n = (size_t)(v->cur - v->buf->ev);
-        mt_buffer_submit(v->buf);
-    }
-    v->buf = mt_buffer_get(idx);
-    v->cur = v->buf->ev;
-    v->end = v->buf->ev + capacity;
-}
-
-/* Hands over a partly filled buffer without taking a new one (exit paths). */
+/* Hands over the vCPU's buffer, if any; each chunk's difference columns start again from zero. */
 void mt_vcpu_flush(struct mt_vcpu *v)
 {
     if (v->buf) {
-        v->buf->n = (size_t)(v->cur - v->buf->ev);
-        if (v->buf->n) {
+        v->buf->n = v->n;
+        v->buf->m = v->m;
+        if (v->n) {
             mt_buffer_submit(v->buf);
         } else {
             mt_buffer_release(v->buf);
         }
         v->buf = NULL;
-        v->cur = v->end = NULL;
     }
+    v->n = v->m = v->cap = 0;
+    v->last_icount = v->last_pos = 0;
+}
+
+/* Hands the full buffer to the sink and gives the vCPU a fresh one. */
+void mt_vcpu_swap(struct mt_vcpu *v)
+{
+    mt_vcpu_flush(v);
+    v->buf = mt_buffer_get((unsigned)(v - mt_vcpus));
+    v->cols = *v->buf;
+    v->cap = capacity;
 }

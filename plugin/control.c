@@ -56,15 +56,8 @@ void mt_account(struct mt_vcpu *v, uint32_t upto)
             v->insn_on = on;   /* the run's last instruction is within budget: its accesses are traced too */
         }
         if (traced && (on & MT_TRACE_FETCH)) {
-            struct memtap_event *e = mt_next_event(v);
-            e->vaddr = 0;
-            e->paddr = 0;
-            e->icount = v->icount + 1;
-            e->pos = mt_take_pos(traced);
-            e->insn = v->tb->first_id + v->done;
-            e->kind = MEMTAP_EV_EXEC;
-            e->flags = 0;
-            e->count = (uint16_t)traced;
+            mt_emit(v, MEMTAP_EV_EXEC, 0, (uint16_t)traced, v->tb->first_id + v->done, v->icount + 1,
+                    mt_take_pos(traced), 0, 0);
             v->records[0] += traced;
         }
     }
@@ -74,15 +67,7 @@ void mt_account(struct mt_vcpu *v, uint32_t upto)
 
 void mt_emit_mark(struct mt_vcpu *v, const struct mt_insn_info *ii, uint64_t value)
 {
-    struct memtap_event *e = mt_next_event(v);
-    e->vaddr = value;
-    e->paddr = 0;
-    e->icount = v->icount;
-    e->pos = mt_take_pos(1);
-    e->insn = ii->id;
-    e->kind = MEMTAP_EV_MARK;
-    e->flags = 0;
-    e->count = 1;
+    mt_emit(v, MEMTAP_EV_MARK, 0, 1, ii->id, v->icount, mt_take_pos(1), value, value);
     v->records[3]++;
 }
 

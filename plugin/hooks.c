@@ -19,7 +19,7 @@ MT_LOCAL struct mt_config mt_cfg = {
     .addr = MT_ADDR_BOTH,
     .vcpu_mask = ~0ull,
     .buffer_events = 1u << 16,
-    .zstd_level = 1,
+    .zstd_level = 3,
 };
 MT_LOCAL bool mt_smp;
 MT_LOCAL struct mt_vcpu *mt_vcpus;
@@ -29,9 +29,36 @@ static struct qemu_plugin_scoreboard *progress;   /* per vCPU: 1 + index of the 
 static char target[32];
 static int api_version;
 
+/* Scoreboard slots move only when QEMU grows the scoreboard for a new vCPU, which it does before that vCPU's init
+ * callback and with a TB flush; both refresh the cached pointers. */
+static void refresh_progress(void)
+{
+    int created = qemu_plugin_num_vcpus();
+    for (unsigned i = 0; i < mt_max_vcpus && (int)i < created; i++) {
+        atomic_store_explicit(&mt_vcpus[i].progress, qemu_plugin_scoreboard_find(progress, i),
+                              memory_order_relaxed);
+    }
+}
+
 static inline uint64_t *progress_of(unsigned vcpu)
 {
-    return qemu_plugin_scoreboard_find(progress, vcpu);
+    return atomic_load_explicit(&mt_vcpus[vcpu].progress, memory_order_relaxed);
+}
+
+/* The access flags of a meminfo value; instructions repeat their meminfo, so one cached entry per vCPU saves
+ * four calls into QEMU per access. */
+static inline uint8_t access_flags(struct mt_vcpu *v, qemu_plugin_meminfo_t info)
+{
+    if (info != v->last_info || !v->last_info_valid) {
+        uint8_t f = (uint8_t)(qemu_plugin_mem_size_shift(info) & MEMTAP_EVF_SIZE_MASK);
+        f |= qemu_plugin_mem_is_store(info) ? MEMTAP_EVF_STORE : 0;
+        f |= qemu_plugin_mem_is_sign_extended(info) ? MEMTAP_EVF_SIGNED : 0;
+        f |= qemu_plugin_mem_is_big_endian(info) ? MEMTAP_EVF_BIG_ENDIAN : 0;
+        v->last_info = info;
+        v->last_flags = f;
+        v->last_info_valid = true;
+    }
+    return v->last_flags;
 }
 
 static void on_tb_exec(unsigned vcpu, void *udata)
@@ -53,14 +80,11 @@ static void on_mem(unsigned vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, vo
     if ((uint32_t)ii->idx + 1 > v->done) {
         mt_account(v, ii->idx + 1u);
     }
-    bool store = qemu_plugin_mem_is_store(info);
+    uint8_t flags = access_flags(v, info);
+    bool store = flags & MEMTAP_EVF_STORE;
     if (!(v->insn_on & (store ? MT_TRACE_STORE : MT_TRACE_LOAD))) {
         return;
     }
-    uint8_t flags = (uint8_t)(qemu_plugin_mem_size_shift(info) & MEMTAP_EVF_SIZE_MASK);
-    flags |= store ? MEMTAP_EVF_STORE : 0;
-    flags |= qemu_plugin_mem_is_sign_extended(info) ? MEMTAP_EVF_SIGNED : 0;
-    flags |= qemu_plugin_mem_is_big_endian(info) ? MEMTAP_EVF_BIG_ENDIAN : 0;
     uint64_t paddr = 0;
     if (mt_cfg.addr & MT_ADDR_PHYSICAL) {
         struct qemu_plugin_hwaddr *hw = qemu_plugin_get_hwaddr(info, vaddr);
@@ -69,15 +93,8 @@ static void on_mem(unsigned vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, vo
             flags |= MEMTAP_EVF_PADDR | (qemu_plugin_hwaddr_is_io(hw) ? MEMTAP_EVF_IO : 0);
         }
     }
-    struct memtap_event *e = mt_next_event(v);
-    e->vaddr = (mt_cfg.addr & MT_ADDR_VIRTUAL) ? vaddr : 0;
-    e->paddr = paddr;
-    e->icount = v->icount;
-    e->pos = mt_take_pos(1);
-    e->insn = ii->id;
-    e->kind = MEMTAP_EV_DATA;
-    e->flags = flags;
-    e->count = 1;
+    mt_emit(v, MEMTAP_EV_DATA, flags, 1, ii->id, v->icount, mt_take_pos(1),
+            (mt_cfg.addr & MT_ADDR_VIRTUAL) ? vaddr : 0, paddr);
     v->records[store ? 2 : 1]++;
 }
 
@@ -139,9 +156,16 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     }
 }
 
+static void on_flush(qemu_plugin_id_t id)
+{
+    (void)id;
+    refresh_progress();
+}
+
 static void on_vcpu_init(qemu_plugin_id_t id, unsigned vcpu)
 {
     (void)id;
+    refresh_progress();
     mt_arch_vcpu_init();
     if (vcpu < mt_max_vcpus) {
         mt_vcpus[vcpu].traced = vcpu >= 64 ? mt_cfg.vcpu_mask == ~0ull : (mt_cfg.vcpu_mask >> vcpu) & 1;
@@ -272,6 +296,8 @@ static int parse_arg(const char *arg)
         } else {
             return -1;
         }
+    } else if (KEY("append")) {
+        mt_cfg.append = !strcmp(v, "on");
     } else if (KEY("start_on_marker")) {
         mt_cfg.start_on_marker = !strcmp(v, "on") || !strcmp(v, "true");
     } else if (KEY("max_insns")) {
@@ -360,6 +386,7 @@ MT_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, 
         return -1;
     }
     qemu_plugin_register_vcpu_init_cb(id, on_vcpu_init);
+    qemu_plugin_register_flush_cb(id, on_flush);
     qemu_plugin_register_vcpu_exit_cb(id, on_vcpu_exit);
     qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb_trans);
     qemu_plugin_register_atexit_cb(id, on_qemu_exit, NULL);

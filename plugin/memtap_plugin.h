@@ -34,6 +34,7 @@ struct mt_config {
     unsigned nbuffers;         /* 0: derived from the vCPU count */
     unsigned buffer_events;
     int zstd_level;
+    bool append;               /* the file already holds memtap record's header */
 };
 
 /* Translation-time description of one block; its instructions follow it in memory. */
@@ -52,23 +53,34 @@ struct mt_insn_info {
 };
 #define MT_MARKER_MARK 16
 
+/* One chunk's worth of events, stored as the columns of an EVENTS chunk (trace.h), so the sink compresses them
+ * in place. icount and pos hold differences; addr columns hold only non-EXEC events. */
 struct mt_buffer {
-    struct memtap_event *ev;
-    size_t n;                  /* events filled */
+    uint8_t *kind, *flags;
+    uint16_t *count;
+    uint32_t *insn;
+    uint64_t *icount, *pos, *vaddr, *paddr;
+    size_t n, m;               /* events, addressed events */
     unsigned vcpu;
     struct mt_buffer *next;
 };
 
 /* Per-vCPU recording state: touched only by that vCPU's thread while it runs. */
 struct mt_vcpu {
-    struct memtap_event *cur, *end;
     struct mt_buffer *buf;
+    size_t n, m, cap;              /* fill of buf */
+    struct mt_buffer cols;         /* buf's column pointers, copied here to keep the emit path short */
+    uint64_t last_icount, last_pos;   /* previous event's, for the difference columns */
     const struct mt_tb_info *tb;   /* block being executed */
     uint32_t done;                 /* instructions of `tb` already accounted */
     bool traced;                   /* passes the vCPU filter */
     unsigned insn_on;              /* MT_TRACE_* that apply to the last accounted instruction */
     uint64_t icount;
     uint64_t records[4];           /* fetch, load, store, marker */
+    _Atomic(uint64_t *) progress;  /* this vCPU's scoreboard slot (see hooks.c) */
+    qemu_plugin_meminfo_t last_info;
+    uint8_t last_flags;
+    bool last_info_valid;
 } __attribute__((aligned(64)));
 
 extern MT_LOCAL struct mt_config mt_cfg;
@@ -91,16 +103,31 @@ MT_LOCAL void mt_buffer_submit(struct mt_buffer *b);
 MT_LOCAL struct mt_buffer *mt_buffer_next_full(void);
 MT_LOCAL void mt_buffer_release(struct mt_buffer *b);
 MT_LOCAL void mt_buffers_close(void);
-MT_LOCAL size_t mt_buffer_capacity(void);
 MT_LOCAL void mt_vcpu_swap(struct mt_vcpu *v);
 MT_LOCAL void mt_vcpu_flush(struct mt_vcpu *v);
 
-static inline struct memtap_event *mt_next_event(struct mt_vcpu *v)
+/* Appends one event; `addressed` events (DATA, MARK) also fill the address columns. */
+static inline void mt_emit(struct mt_vcpu *v, uint8_t kind, uint8_t flags, uint16_t count, uint32_t insn,
+                           uint64_t icount, uint64_t pos, uint64_t vaddr, uint64_t paddr)
 {
-    if (__builtin_expect(v->cur == v->end, 0)) {
+    if (__builtin_expect(v->n == v->cap, 0)) {
         mt_vcpu_swap(v);
     }
-    return v->cur++;
+    struct mt_buffer *b = &v->cols;
+    size_t i = v->n++;
+    b->kind[i] = kind;
+    b->flags[i] = flags;
+    b->count[i] = count;
+    b->insn[i] = insn;
+    b->icount[i] = icount - v->last_icount;
+    b->pos[i] = pos - v->last_pos;
+    v->last_icount = icount;
+    v->last_pos = pos;
+    if (kind != MEMTAP_EV_EXEC) {
+        size_t j = v->m++;
+        b->vaddr[j] = vaddr;
+        b->paddr[j] = paddr - vaddr;
+    }
 }
 
 /* insns.c: the growing instruction table that the sink writes out. */

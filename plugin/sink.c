@@ -57,46 +57,88 @@ static void fail(int err)
             strerror(err), (unsigned long long)chunk_seq);
 }
 
-static void write_chunk(uint16_t type, uint16_t vcpu, const void *data, size_t len, uint64_t count)
+/* A chunk's payload comes in pieces (an event buffer's columns), compressed as one zstd frame without copying. */
+struct piece {
+    const void *data;
+    size_t len;
+};
+
+static size_t compress_pieces(const struct piece *p, int np, size_t total)
+{
+    size_t bound = ZSTD_compressBound(total);
+    if (bound > zbuf_cap) {
+        free(zbuf);
+        zbuf = malloc(bound);
+        zbuf_cap = zbuf ? bound : 0;
+        if (!zbuf) {
+            return 0;
+        }
+    }
+    ZSTD_CCtx_reset(cctx, ZSTD_reset_session_only);
+    ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, mt_cfg.zstd_level);
+    ZSTD_CCtx_setPledgedSrcSize(cctx, total);
+    ZSTD_outBuffer out = {zbuf, zbuf_cap, 0};
+    for (int i = 0; i < np; i++) {
+        ZSTD_inBuffer in = {p[i].data, p[i].len, 0};
+        ZSTD_EndDirective end = i == np - 1 ? ZSTD_e_end : ZSTD_e_continue;
+        size_t left;
+        do {
+            left = ZSTD_compressStream2(cctx, &out, &in, end);
+            if (ZSTD_isError(left)) {
+                return 0;
+            }
+        } while (end == ZSTD_e_end ? left != 0 : in.pos < in.size);
+    }
+    return out.pos;
+}
+
+static void write_chunk(uint16_t type, uint16_t vcpu, const struct piece *p, int np, uint64_t count)
 {
     if (write_errno || mt_cfg.sink != MT_SINK_FILE) {
         return;
     }
+    size_t total = 0;
+    for (int i = 0; i < np; i++) {
+        total += p[i].len;
+    }
     struct memtap_chunk_header h = {
         .magic = MEMTAP_CHUNK_MAGIC, .type = type, .vcpu = vcpu, .codec = MEMTAP_CODEC_RAW,
-        .raw_len = len, .count = count, .seq = chunk_seq,
+        .raw_len = total, .count = count, .seq = chunk_seq, .stored_len = total,
     };
-    const void *payload = data;
-    size_t stored = len;
-    if (mt_cfg.zstd_level != 0 && len > 0) {
-        size_t bound = ZSTD_compressBound(len);
-        if (bound > zbuf_cap) {
-            free(zbuf);
-            zbuf = malloc(bound);
-            zbuf_cap = zbuf ? bound : 0;
-        }
-        if (zbuf) {
-            size_t z = ZSTD_compressCCtx(cctx, zbuf, zbuf_cap, data, len, mt_cfg.zstd_level);
-            if (!ZSTD_isError(z)) {
-                payload = zbuf;
-                stored = z;
-                h.codec = MEMTAP_CODEC_ZSTD;
-            }
+    struct piece packed;
+    if (mt_cfg.zstd_level != 0 && total > 0) {
+        size_t z = compress_pieces(p, np, total);
+        if (z) {
+            packed = (struct piece){zbuf, z};
+            p = &packed;
+            np = 1;
+            h.codec = MEMTAP_CODEC_ZSTD;
+            h.stored_len = z;
         }
     }
-    h.stored_len = stored;
-    h.crc32 = (uint32_t)crc32(0L, payload, (uInt)stored);
-    if (write_all(&h, sizeof(h)) != 0 || write_all(payload, stored) != 0) {
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (int i = 0; i < np; i++) {
+        crc = crc32(crc, p[i].data, (uInt)p[i].len);
+    }
+    h.crc32 = (uint32_t)crc;
+    if (write_all(&h, sizeof(h)) != 0) {
         fail(errno);
         return;
     }
-    good_end += (off_t)(sizeof(h) + stored);
+    for (int i = 0; i < np; i++) {
+        if (write_all(p[i].data, p[i].len) != 0) {
+            fail(errno);
+            return;
+        }
+    }
+    good_end += (off_t)(sizeof(h) + h.stored_len);
     chunk_seq++;
 }
 
 static void write_json_chunk(uint16_t type, const char *json)
 {
-    write_chunk(type, 0, json, strlen(json), 0);
+    struct piece p = {json, strlen(json)};
+    write_chunk(type, 0, &p, 1, 0);
 }
 
 static void write_pending_insns(void)
@@ -104,7 +146,8 @@ static void write_pending_insns(void)
     uint32_t n, total;
     struct memtap_insn *insns = mt_insns_take(&n, &total);
     if (insns) {
-        write_chunk(MEMTAP_CHUNK_INSNS, 0, insns, n * sizeof(*insns), n);
+        struct piece p = {insns, n * sizeof(*insns)};
+        write_chunk(MEMTAP_CHUNK_INSNS, 0, &p, 1, n);
         free(insns);
     }
 }
@@ -116,7 +159,11 @@ static void *sink_main(void *arg)
     while ((b = mt_buffer_next_full())) {
         if (b->n) {
             write_pending_insns();
-            write_chunk(MEMTAP_CHUNK_EVENTS, (uint16_t)b->vcpu, b->ev, b->n * sizeof(struct memtap_event), b->n);
+            struct piece cols[] = {
+                {b->kind, b->n}, {b->flags, b->n}, {b->count, 2 * b->n}, {b->insn, 4 * b->n},
+                {b->icount, 8 * b->n}, {b->pos, 8 * b->n}, {b->vaddr, 8 * b->m}, {b->paddr, 8 * b->m},
+            };
+            write_chunk(MEMTAP_CHUNK_EVENTS, (uint16_t)b->vcpu, cols, 8, b->n);
             events_written += b->n;
         }
         mt_buffer_release(b);
@@ -148,7 +195,9 @@ static int write_header_if_empty(void)
 int mt_sink_open(const char *info_json)
 {
     if (mt_cfg.sink == MT_SINK_FILE) {
-        fd = open(mt_cfg.out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        /* memtap record writes the header and metadata, then asks to append; used alone, start afresh. */
+        int mode = mt_cfg.append ? O_APPEND : O_TRUNC;
+        fd = open(mt_cfg.out, O_WRONLY | O_CREAT | mode | O_CLOEXEC, 0644);
         if (fd < 0 || write_header_if_empty() != 0) {
             fprintf(stderr, "memtap: cannot write trace %s: %s\n", mt_cfg.out, strerror(errno));
             return -1;

@@ -32,10 +32,10 @@ def test_region_every_access_and_nothing_else(tmp_path, arch):
     trace = memtap.open(trace_path)
     recs = trace.records()
     inside = recs[(recs["vaddr"] >= region) & (recs["vaddr"] < region + 4096)]
-    got = [(KIND_NAMES[k], int(a), int(s)) for k, a, s in zip(inside["kind"], inside["vaddr"], inside["size"])]
+    got = [(KIND_NAMES[k], int(a), int(s)) for k, a, s in zip(inside["kind"], inside["vaddr"], inside["size"], strict=True)]
     assert got == expected(region)
     # The END totals agree with what the file holds: nothing dropped between plugin and file.
     kinds, counts = np.unique(recs["kind"], return_counts=True)
-    assert {KIND_NAMES[k]: int(c) for k, c in zip(kinds, counts)} == {
+    assert {KIND_NAMES[k]: int(c) for k, c in zip(kinds, counts, strict=True)} == {
         k: v for k, v in trace.end["records"].items() if v
     }

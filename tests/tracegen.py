@@ -126,7 +126,7 @@ class TraceWriter:
     def events(self, vcpu: int, events: Iterable[tuple], **kw: Any) -> int:
         """EVENTS chunk of one vCPU (tuples from exec_ev / data_ev / mark_ev)."""
         arr = np.array(list(events), dtype=L.EVENT)
-        return self.chunk(L.CHUNK_EVENTS, arr.tobytes(), count=len(arr), vcpu=vcpu, **kw)
+        return self.chunk(L.CHUNK_EVENTS, L.events_to_columns(arr), count=len(arr), vcpu=vcpu, **kw)
 
     def end(self, **kw: Any) -> int:
         """END chunk (marks the file complete): {"complete": true} plus the keyword arguments as totals."""

@@ -123,3 +123,50 @@ RECORD = np.dtype(
 def priv_name(priv: int) -> str:
     """Name a privilege level; codes the header does not define read as 'unknown' rather than failing."""
     return PRIV_NAMES.get(int(priv), "unknown")
+
+
+# --- EVENTS chunk payload: columns (see trace.h) ------------------------------------------------------------
+
+# Bytes per event in the fixed columns: kind u8, flags u8, count u16, insn u32, icount u64, pos u64.
+EVENT_COLUMNS_FIXED = 1 + 1 + 2 + 4 + 8 + 8
+
+
+def columns_to_events(payload: bytes, n: int) -> np.ndarray:
+    """Rebuild EVENT rows from a chunk's columns; raises ValueError when the payload does not fit n events."""
+    if len(payload) < n * EVENT_COLUMNS_FIXED:
+        raise ValueError(f"payload of {len(payload)} bytes is too short for {n} events")
+    buf = memoryview(payload)
+    ev = np.empty(n, EVENT)
+    off = 0
+    for name, dt in (("kind", "u1"), ("flags", "u1"), ("count", "<u2"), ("insn", "<u4")):
+        col = np.frombuffer(buf, dt, n, off)
+        ev[name] = col
+        off += col.nbytes
+    for name in ("icount", "pos"):
+        # Differences modulo 2**64: cumsum in uint64 wraps the same way the writer subtracted.
+        ev[name] = np.cumsum(np.frombuffer(buf, "<u8", n, off), dtype=np.uint64)
+        off += 8 * n
+    addressed = ev["kind"] != EV_EXEC
+    m = int(addressed.sum())
+    if len(payload) != off + 16 * m:
+        raise ValueError(f"payload of {len(payload)} bytes does not match {n} events with {m} addresses")
+    vaddr = np.frombuffer(buf, "<u8", m, off)
+    paddr = np.frombuffer(buf, "<u8", m, off + 8 * m) + vaddr  # stored as paddr - vaddr, wrapping
+    ev["vaddr"] = 0
+    ev["paddr"] = 0
+    ev["vaddr"][addressed] = vaddr
+    ev["paddr"][addressed] = paddr
+    return ev
+
+
+def events_to_columns(ev: np.ndarray) -> bytes:
+    """The inverse of columns_to_events: what the plugin's sink writes (used by tests and tools)."""
+    ev = np.asarray(ev, EVENT)
+    addressed = ev["kind"] != EV_EXEC
+    parts = [ev["kind"], ev["flags"], ev["count"], ev["insn"]]
+    for name in ("icount", "pos"):
+        col = ev[name].astype(np.uint64)
+        parts.append(np.diff(col, prepend=np.uint64(0)))
+    vaddr = ev["vaddr"][addressed].astype(np.uint64)
+    parts += [vaddr, ev["paddr"][addressed].astype(np.uint64) - vaddr]
+    return b"".join(np.ascontiguousarray(p).tobytes() for p in parts)

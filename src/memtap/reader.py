@@ -219,9 +219,11 @@ class Trace:
                 raise self._fail(off, f"unknown codec {codec}", n)
             if int(h["seq"]) != n:
                 raise self._fail(off, f"sequence number {int(h['seq'])}, expected {n}", n)
-            item = {L.CHUNK_INSNS: L.INSN.itemsize, L.CHUNK_EVENTS: L.EVENT.itemsize}.get(ctype)
-            if item is not None and raw != count * item:
-                raise self._fail(off, f"raw_len {raw} does not match {count} items of {item} bytes", n)
+            if ctype == L.CHUNK_INSNS and raw != count * L.INSN.itemsize:
+                raise self._fail(off, f"raw_len {raw} does not match {count} instructions", n)
+            if ctype == L.CHUNK_EVENTS and not (
+                    count * L.EVENT_COLUMNS_FIXED <= raw <= count * (L.EVENT_COLUMNS_FIXED + 16)):
+                raise self._fail(off, f"raw_len {raw} does not fit {count} events", n)
             if codec == L.CODEC_RAW and stored != raw:
                 raise self._fail(off, f"raw chunk with stored_len {stored} != raw_len {raw}", n)
             if off + hsize + stored > size:
@@ -414,9 +416,10 @@ class Trace:
         """Yield the filtered records of EVENTS chunk ``i`` in slices of at most ``batch_size`` records."""
         self._load_insns(f, i)
         off = int(self._offsets[i])
-        ev = np.frombuffer(self._read_payload(f, i), L.EVENT)
-        if len(ev) != int(self._hdrs[i]["count"]):
-            raise self._fail(off, "item count does not match the payload", i)
+        try:
+            ev = L.columns_to_events(self._read_payload(f, i), int(self._hdrs[i]["count"]))
+        except ValueError as exc:
+            raise self._fail(off, str(exc), i) from None
         vcpu = int(self._hdrs[i]["vcpu"])
         k = ev["kind"]
         badk = (k < L.EV_EXEC) | (k > L.EV_MARK)

@@ -36,7 +36,7 @@ class RecordOptions:
     max_insns: int = 0
     vcpus: tuple[int, ...] = ()
     sink: str = "file"
-    zstd_level: int = 1
+    zstd_level: int = 3
     buffers: int = 0
     buffer_events: int = 0
     extra: dict[str, str] = field(default_factory=dict)
@@ -45,13 +45,14 @@ class RecordOptions:
         args = {"sink": self.sink, "events": "+".join(self.events), "addr": self.addresses}
         if self.out is not None:
             args["out"] = str(self.out)
+            args["append"] = "on"  # the header is already written (write_header)
         if self.start_on_marker:
             args["start_on_marker"] = "on"
         if self.max_insns:
             args["max_insns"] = str(self.max_insns)
         if self.vcpus:
             args["vcpus"] = "+".join(map(str, self.vcpus))
-        if self.zstd_level != 1:
+        if self.zstd_level != 3:
             args["zstd"] = str(self.zstd_level)
         if self.buffers:
             args["buffers"] = str(self.buffers)

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from memtap.errors import MemtapError, UserError
-from memtap.record import ADDRESS_MODES, EVENT_NAMES, RecordOptions, run as run_qemu
+from memtap.record import ADDRESS_MODES, EVENT_NAMES, RecordOptions
+from memtap.record import run as run_qemu
 
 
 def events_arg(text: str) -> tuple[str, ...]:
@@ -62,8 +63,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="trace only these vCPU indexes, e.g. 0,2 (default: all)")
     p.add_argument("--sink", choices=("file", "null"), default="file",
                    help="'null' records into memory and drops it: measures the tracing cost alone")
-    p.add_argument("--zstd", type=int, default=1, metavar="LEVEL",
-                   help="zstd level for chunks, -7..19; 0 stores them uncompressed (default: 1)")
+    p.add_argument("--zstd", type=int, default=3, metavar="LEVEL",
+                   help="zstd level for chunks, -7..19; 0 stores them uncompressed (default: 3)")
     p.add_argument("--buffers", type=positive_int, default=0, metavar="N", help="event buffers in the pool")
     p.add_argument("--buffer-events", type=positive_int, default=0, metavar="N",
                    help="events per buffer, i.e. per chunk (default: 65536)")
