@@ -25,7 +25,15 @@ MT_LOCAL bool mt_smp;
 MT_LOCAL struct mt_vcpu *mt_vcpus;
 MT_LOCAL unsigned mt_max_vcpus;
 
-static struct qemu_plugin_scoreboard *progress;   /* per vCPU: 1 + index of the last started instruction */
+/* Per vCPU, updated by inline ops: how far the current block got (1 + index of the last started instruction),
+ * and, in the data-only mode, the count of started instructions. */
+struct mt_slot {
+    uint64_t progress;
+    uint64_t icount;
+};
+static struct qemu_plugin_scoreboard *progress;
+/* Data-only tracing needs no block callback at all: icount comes from an inline add per instruction. */
+static bool data_only;
 static char target[32];
 static int api_version;
 
@@ -43,6 +51,11 @@ static void refresh_progress(void)
 static inline uint64_t *progress_of(unsigned vcpu)
 {
     return atomic_load_explicit(&mt_vcpus[vcpu].progress, memory_order_relaxed);
+}
+
+static inline uint64_t inline_icount(unsigned vcpu)
+{
+    return progress_of(vcpu)[1];
 }
 
 /* The access flags of a meminfo value; instructions repeat their meminfo, so one cached entry per vCPU saves
@@ -77,7 +90,10 @@ static void on_mem(unsigned vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, vo
 {
     struct mt_vcpu *v = &mt_vcpus[vcpu];
     const struct mt_insn_info *ii = udata;
-    if ((uint32_t)ii->idx + 1 > v->done) {
+    if (data_only) {
+        v->icount = inline_icount(vcpu);
+        v->insn_on = v->traced ? atomic_load_explicit(&mt_trace_on, memory_order_relaxed) : 0;
+    } else if ((uint32_t)ii->idx + 1 > v->done) {
         mt_account(v, ii->idx + 1u);
     }
     uint8_t flags = access_flags(v, info);
@@ -100,7 +116,15 @@ static void on_mem(unsigned vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, vo
 
 static void on_marker(unsigned vcpu, void *udata)
 {
-    mt_marker(&mt_vcpus[vcpu], udata);
+    struct mt_vcpu *v = &mt_vcpus[vcpu];
+    if (data_only) {
+        /* No block state to keep: pretend the block starts at the marker, whose icount the inline add gave. */
+        const struct mt_insn_info *ii = udata;
+        v->tb = ii->tb;
+        v->done = ii->idx;
+        v->icount = inline_icount(vcpu) - 1;
+    }
+    mt_marker(v, udata);
 }
 
 static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
@@ -134,8 +158,11 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     t->first_id = mt_insns_add(rows, (uint32_t)n);
     free(rows);
 
-    qemu_plugin_u64 prog = {progress, 0};
-    qemu_plugin_register_vcpu_tb_exec_cb(tb, on_tb_exec, QEMU_PLUGIN_CB_NO_REGS, t);
+    qemu_plugin_u64 prog = {progress, offsetof(struct mt_slot, progress)};
+    qemu_plugin_u64 count = {progress, offsetof(struct mt_slot, icount)};
+    if (!data_only) {
+        qemu_plugin_register_vcpu_tb_exec_cb(tb, on_tb_exec, QEMU_PLUGIN_CB_NO_REGS, t);
+    }
     enum qemu_plugin_mem_rw rw = 0;
     if (mt_cfg.events & MT_TRACE_LOAD) {
         rw |= QEMU_PLUGIN_MEM_R;
@@ -146,7 +173,11 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     for (size_t i = 0; i < n; i++) {
         struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
         ii[i].id = t->first_id + (uint32_t)i;
-        qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_STORE_U64, prog, i + 1);
+        if (data_only) {
+            qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_ADD_U64, count, 1);
+        } else {
+            qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_STORE_U64, prog, i + 1);
+        }
         if (ii[i].marker_op >= 0) {
             qemu_plugin_register_vcpu_insn_exec_cb(insn, on_marker, QEMU_PLUGIN_CB_NO_REGS, &ii[i]);
         }
@@ -177,7 +208,9 @@ static void flush_vcpu(unsigned vcpu)
 {
     struct mt_vcpu *v = &mt_vcpus[vcpu];
     uint64_t *p = progress_of(vcpu);
-    if (v->tb && *p > v->done) {
+    if (data_only && p) {
+        v->icount = p[1];
+    } else if (v->tb && *p > v->done) {
         mt_account(v, (uint32_t)*p);
     }
     v->tb = NULL;
@@ -350,7 +383,8 @@ MT_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, 
     mt_max_vcpus = (unsigned)(info->system.max_vcpus > 0 ? info->system.max_vcpus : 1);
     mt_smp = mt_max_vcpus > 1;
     mt_vcpus = aligned_alloc(64, mt_max_vcpus * sizeof(struct mt_vcpu));
-    progress = qemu_plugin_scoreboard_new(sizeof(uint64_t));
+    progress = qemu_plugin_scoreboard_new(sizeof(struct mt_slot));
+    data_only = !(mt_cfg.events & MT_TRACE_FETCH) && !mt_cfg.max_insns;
     if (!mt_vcpus || !progress) {
         return -1;
     }

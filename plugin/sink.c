@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +196,8 @@ static int write_header_if_empty(void)
 int mt_sink_open(const char *info_json)
 {
     if (mt_cfg.sink == MT_SINK_FILE) {
+        /* A file-size limit must end the trace, not the emulator: turn SIGXFSZ into a write error (EFBIG). */
+        signal(SIGXFSZ, SIG_IGN);
         /* memtap record writes the header and metadata, then asks to append; used alone, start afresh. */
         int mode = mt_cfg.append ? O_APPEND : O_TRUNC;
         fd = open(mt_cfg.out, O_WRONLY | O_CREAT | mode | O_CLOEXEC, 0644);

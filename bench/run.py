@@ -1,0 +1,436 @@
+"""memtap benchmark: wall time of whole guest runs under plain QEMU and under the plugin in several modes.
+
+Each traced run calls memtap.record.run() in-process and times exactly that call, so memtap's Python start-up is
+not counted but everything the plugin costs (including writing the trace) is. Modes run interleaved per workload,
+repeated --reps times, and the median is reported. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import importlib.util
+import json
+import math
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import memtap
+from memtap import qemu
+from memtap.record import RecordOptions
+from memtap.record import run as record_run
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+WORKLOADS = ("crc32", "ptrchase", "sort", "matmul")
+DEFAULT_ARCHES = ("x86_64", "riscv64")
+MODES = ("plain", "null-full", "file-full", "file-data", "file-fetch")
+MODE_HELP = {
+    "plain": "the QEMU command alone",
+    "null-full": "all events, both addresses, records dropped in the plugin (--sink null)",
+    "file-full": "all events, both addresses, written to a trace file",
+    "file-data": "--events load,store, written to a trace file",
+    "file-fetch": "--events fetch (ordered execution trace), written to a trace file",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal the results are checked against: geomean slowdown or per-workload throughput of one mode."""
+
+    label: str
+    mode: str
+    kind: str  # "geomean_max" (slowdown <= value) or "rate_min" (records/s >= value on every workload)
+    value: float
+
+
+TARGETS = (
+    Target("file-full geomean slowdown <= 5x", "file-full", "geomean_max", 5.0),
+    Target("file-data geomean slowdown <= 3x", "file-data", "geomean_max", 3.0),
+    Target("file-full >= 100 M records/s (every workload)", "file-full", "rate_min", 100e6),
+    Target("file-fetch geomean slowdown <= 3x", "file-fetch", "geomean_max", 3.0),
+)
+
+
+@dataclass
+class Cell:
+    """Measurements of one (arch, workload, mode): raw times and what the trace held."""
+
+    arch: str
+    workload: str
+    mode: str
+    times: list[float] = field(default_factory=list)
+    records: dict[str, int] | None = None
+    file_bytes: list[int] = field(default_factory=list)
+    records_from: str | None = None  # set when the counts were borrowed from another mode (null-full)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    @property
+    def total_records(self) -> int | None:
+        return sum(self.records.values()) if self.records else None
+
+
+def load_guest_builder() -> ModuleType:
+    """guest/build.py is a script, not a package: load it by path (as guest/README.md says)."""
+    spec = importlib.util.spec_from_file_location("guest_build", REPO / "guest" / "build.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def options_for(mode: str, out: Path) -> RecordOptions | None:
+    """The RecordOptions a traced mode uses (None for plain); mirrors the documented memtap record lines."""
+    if mode == "plain":
+        return None
+    if mode == "null-full":
+        return RecordOptions(out=None, sink="null")
+    if mode == "file-full":
+        return RecordOptions(out=out)
+    if mode == "file-data":
+        return RecordOptions(out=out, events=("load", "store"))
+    if mode == "file-fetch":
+        return RecordOptions(out=out, events=("fetch",))
+    raise ValueError(mode)
+
+
+@contextlib.contextmanager
+def redirected(log: Path) -> Iterator[None]:
+    """Points fds 0/1/2 at /dev/null and LOG while QEMU runs: its console must neither clutter nor slow the run."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(fd) for fd in (0, 1, 2)]
+    with open(os.devnull, "rb") as null, open(log, "wb") as out:
+        try:
+            os.dup2(null.fileno(), 0)
+            os.dup2(out.fileno(), 1)
+            os.dup2(out.fileno(), 2)
+            yield
+        finally:
+            for fd, old in zip((0, 1, 2), saved, strict=True):
+                os.dup2(old, fd)
+                os.close(old)
+
+
+def checksum_line(text: str, workload: str) -> str | None:
+    prefix = f"{workload}: checksum="
+    return next((ln.strip() for ln in text.splitlines() if ln.strip().startswith(prefix)), None)
+
+
+def run_once(cmd: list[str], mode: str, workload: str, tmp: Path) -> tuple[float, str, dict[str, int] | None, int]:
+    """One timed run; returns (seconds, guest checksum line, END record counts, file size) and deletes the trace."""
+    trace = tmp / "run.trace"
+    log = tmp / "console.log"
+    options = options_for(mode, trace)
+    with redirected(log):
+        if options is None:
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(cmd, env=os.environ.copy())
+            status = proc.wait()
+            elapsed = time.perf_counter() - t0
+        else:
+            t0 = time.perf_counter()
+            status = record_run(cmd, options).returncode
+            elapsed = time.perf_counter() - t0
+    console = log.read_text(errors="replace")
+    line = checksum_line(console, workload)
+    if status != 0 or line is None:
+        raise RuntimeError(f"{mode} {workload}: QEMU exited with {status}, checksum line "
+                           f"{'found' if line else 'missing'}; console:\n{console[-3000:]}")
+    records, size = None, 0
+    try:
+        if options is not None and options.sink == "file":
+            size = trace.stat().st_size
+            tr = memtap.open(trace)
+            if tr.end is None:
+                raise RuntimeError(f"{mode} {workload}: the trace has no END chunk (truncated)")
+            records = {k: int(v) for k, v in tr.end["records"].items()}
+    finally:
+        trace.unlink(missing_ok=True)
+    return elapsed, line, records, size
+
+
+def geomean(xs: list[float]) -> float | None:
+    return math.exp(sum(map(math.log, xs)) / len(xs)) if xs else None
+
+
+def slowdowns(cells: dict[tuple[str, str, str], Cell], mode: str, arches: list[str]) -> list[float]:
+    out = []
+    for (a, w, m), c in cells.items():
+        if m == mode and a in arches and (a, w, "plain") in cells:
+            out.append(c.median / cells[(a, w, "plain")].median)
+    return out
+
+
+def rate(c: Cell) -> float | None:
+    n = c.total_records
+    return n / c.median if n else None
+
+
+# ---------------------------------------------------------------------------------------------------- report
+
+
+def sh(cmd: list[str]) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def machine_info(arches: list[str], gb: ModuleType) -> dict[str, str]:
+    """What the numbers depend on: CPU, cores, memory, OS, QEMU, memtap, source revision."""
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")),
+                 platform.processor() or "unknown")
+    meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
+    mem = next((ln.split(":", 1)[1].strip() for ln in meminfo.splitlines() if ln.startswith("MemTotal")), "?")
+    if mem.endswith(" kB") and mem[:-3].isdigit():
+        mem = f"{int(mem[:-3]) / 1024 ** 2:.1f} GiB"
+    osrel = Path("/etc/os-release").read_text() if Path("/etc/os-release").exists() else ""
+    pretty = next((ln.split("=", 1)[1].strip('"') for ln in osrel.splitlines() if ln.startswith("PRETTY_NAME=")),
+                  platform.platform())
+    versions: dict[str, list[str]] = {}  # version line -> binaries reporting it
+    for a in dict.fromkeys(["x86_64", *arches]):
+        binary = gb.arch_config(a)["qemu"] if a in gb.ARCHES else f"qemu-system-{a}"
+        versions.setdefault(qemu.probe(binary).version_text or "not found", []).append(binary)
+    rev = sh(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
+    if rev and sh(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"]):
+        rev += " (with uncommitted changes)"
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": model,
+        "cpus": sh(["nproc"]) or str(os.cpu_count()),
+        "memory": mem,
+        "os": pretty,
+        "kernel": platform.release(),
+        "qemu": "; ".join(f"{v} ({', '.join(bs)})" for v, bs in versions.items()),
+        "memtap": memtap.__version__,
+        "revision": rev or "unknown",
+    }
+
+
+def command_line() -> str:
+    """The command as one would type it from the repo root (relative paths when inside the repo)."""
+
+    def rel(p: str) -> str:
+        try:
+            return str(Path(p).absolute().relative_to(REPO))
+        except ValueError:
+            return p
+
+    return shlex.join([rel(sys.executable), rel(sys.argv[0]), *sys.argv[1:]])
+
+
+def fmt_count(n: int | float | None) -> str:
+    if n is None:
+        return "–"
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= div:
+            return f"{n / div:.1f} {suffix}"
+    return f"{n:.0f}"
+
+
+def render(cells: dict[tuple[str, str, str], Cell], arches: list[str], workloads: list[str], modes: list[str],
+           info: dict[str, str], reps: int, smoke: bool) -> str:
+    """The whole markdown report (also what is printed)."""
+    L: list[str] = []
+    L.append("# memtap benchmark results")
+    L.append("")
+    if smoke:
+        L.append("**SMOKE RUN ONLY (a subset or fewer than 5 repetitions): not the real benchmark numbers.**")
+        L.append("")
+    L.append(f"- date: {info['date']}")
+    L.append(f"- machine: {info['cpu']}, {info['cpus']} CPUs, {info['memory']} RAM")
+    L.append(f"- OS: {info['os']} (kernel {info['kernel']})")
+    L.append(f"- QEMU: {info['qemu']}")
+    L.append(f"- memtap: {info['memtap']}, source revision {info['revision']}")
+    L.append(f"- command: `{info['command']}`")
+    L.append(f"- repetitions: {reps} per workload and mode, interleaved; median wall time of the whole QEMU run "
+             "(guest boot to exit, whole program traced, no --start-on-marker)")
+    L.append("")
+    L.append("Modes: " + "; ".join(f"`{m}` = {MODE_HELP[m]}" for m in modes) + ".")
+    L.append("")
+    traced = [m for m in modes if m != "plain"]
+    for a in arches:
+        L.append(f"## {a}")
+        L.append("")
+        L.append("Median wall time and slowdown versus plain:")
+        L.append("")
+        L.append("| workload | " + " | ".join(modes) + " |")
+        L.append("|---|" + "---:|" * len(modes))
+        for w in workloads:
+            row = [w]
+            plain = cells.get((a, w, "plain"))
+            for m in modes:
+                c = cells.get((a, w, m))
+                if c is None or not c.times:
+                    row.append("–")
+                elif m == "plain" or plain is None:
+                    row.append(f"{c.median:.3f} s")
+                else:
+                    row.append(f"{c.median:.3f} s, **{c.median / plain.median:.2f}x**")
+            L.append("| " + " | ".join(row) + " |")
+        row = ["geomean"]
+        for m in modes:
+            g = geomean(slowdowns(cells, m, [a])) if m != "plain" else None
+            row.append(f"**{g:.2f}x**" if g else "–")
+        L.append("| " + " | ".join(row) + " |")
+        L.append("")
+        if traced:
+            L.append("Records (from the trace's END chunk), traced records per second of wall time, "
+                     "bytes per record in the file:")
+            L.append("")
+            L.append("| workload | " + " | ".join(traced) + " |")
+            L.append("|---|" + "---:|" * len(traced))
+            for w in workloads:
+                row = [w]
+                for m in traced:
+                    c = cells.get((a, w, m))
+                    if c is None or not c.times or not c.total_records:
+                        row.append("–")
+                        continue
+                    s = f"{fmt_count(c.total_records)} rec, {fmt_count(rate(c))}/s"
+                    if c.file_bytes:
+                        s += f", {statistics.median(c.file_bytes) / c.total_records:.3g} B/rec"
+                    row.append(s)
+                L.append("| " + " | ".join(row) + " |")
+            L.append("")
+    if traced:
+        L.append("## Geometric mean of the slowdown")
+        L.append("")
+        L.append("| mode | " + " | ".join(arches) + " | all |")
+        L.append("|---|" + "---:|" * (len(arches) + 1))
+        for m in traced:
+            vals = [geomean(slowdowns(cells, m, [a])) for a in arches] + [geomean(slowdowns(cells, m, arches))]
+            L.append(f"| {m} | " + " | ".join(f"{v:.2f}x" if v else "–" for v in vals) + " |")
+        L.append("")
+    L.append("## Targets")
+    L.append("")
+    L.append("| target | measured | met |")
+    L.append("|---|---|:-:|")
+    for t in TARGETS:
+        measured, ok = check_target(t, cells, arches)
+        L.append(f"| {t.label} | {measured} | {ok} |")
+    L.append("")
+    return "\n".join(L)
+
+
+def check_target(t: Target, cells: dict[tuple[str, str, str], Cell], arches: list[str]) -> tuple[str, str]:
+    """(what was measured, ✓/✗/– when not measured) for one target."""
+    if t.kind == "geomean_max":
+        g = geomean(slowdowns(cells, t.mode, arches))
+        if g is None:
+            return "not measured", "–"
+        return f"{g:.2f}x (all arches)", "✓" if g <= t.value else "✗"
+    rates = [(f"{a}/{w}", rate(c)) for (a, w, m), c in cells.items() if m == t.mode and c.times]
+    rates = [(k, r) for k, r in rates if r is not None]
+    if not rates:
+        return "not measured", "–"
+    worst_k, worst = min(rates, key=lambda kr: kr[1])
+    return f"lowest {fmt_count(worst)}/s ({worst_k})", "✓" if worst >= t.value else "✗"
+
+
+# ---------------------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None, gb: ModuleType) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Time guest workloads under plain QEMU and under memtap (see bench/README.md).")
+    p.add_argument("--arch", action="append", choices=list(gb.ARCHES),
+                   help=f"guest architecture; repeatable (default: {' '.join(DEFAULT_ARCHES)})")
+    p.add_argument("--workload", action="append", choices=list(WORKLOADS),
+                   help="workload program; repeatable (default: all)")
+    p.add_argument("--mode", action="append", choices=list(MODES),
+                   help="mode; repeatable (default: all; plain is always added, slowdowns need it)")
+    p.add_argument("--reps", type=int, default=5, help="repetitions per workload and mode (default: 5)")
+    p.add_argument("--out", type=Path, default=HERE / "RESULTS.md",
+                   help="markdown report (default: bench/RESULTS.md); '-' writes none")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also dump the raw measurements as JSON")
+    args = p.parse_args(argv)
+    if args.reps < 1:
+        p.error("--reps must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    gb = load_guest_builder()
+    args = parse_args(argv, gb)
+    arches = list(dict.fromkeys(args.arch or DEFAULT_ARCHES))
+    workloads = list(dict.fromkeys(args.workload or WORKLOADS))
+    modes = [m for m in MODES if m == "plain" or m in (args.mode or MODES)]
+    smoke = args.reps < 5 or arches != list(DEFAULT_ARCHES) or workloads != list(WORKLOADS) or modes != list(MODES)
+
+    for a in arches:  # fail early, before building, if an emulator cannot run the plugin
+        qemu.require(gb.arch_config(a)["qemu"])
+    qemu.plugin_path()
+    print(f"building {', '.join(workloads)} for {', '.join(arches)} ...", file=sys.stderr)
+    elfs = gb.build(arches=arches, programs=workloads)
+
+    out_root = HERE / "out"  # gitignored; on the repo's disk, as traces can be GBs
+    out_root.mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-", dir=out_root))
+    cells: dict[tuple[str, str, str], Cell] = {}
+    try:
+        for a in arches:
+            for w in workloads:
+                cmd = gb.qemu_command(a, elfs[a][w], smp=1)
+                cmd[0] = qemu.require(cmd[0]).path or cmd[0]  # the same resolved binary for every mode
+                expected: str | None = None
+                for rep in range(args.reps):
+                    for m in modes:
+                        c = cells.setdefault((a, w, m), Cell(a, w, m))
+                        secs, line, records, size = run_once(cmd, m, w, tmp)
+                        if expected is None:
+                            expected = line
+                        elif line != expected:
+                            raise RuntimeError(f"{a} {w} {m}: guest printed {line!r}, plain printed {expected!r}")
+                        c.times.append(secs)
+                        if records is not None:
+                            if c.records is not None and c.records != records:
+                                print(f"note: {a} {w} {m}: record counts differ between runs "
+                                      f"({c.records} vs {records})", file=sys.stderr)
+                            c.records = records
+                            c.file_bytes.append(size)
+                        extra = f"  {fmt_count(sum(records.values()))} rec" if records else ""
+                        print(f"{a:8} {w:9} {m:10} rep {rep + 1}/{args.reps}: {secs:7.3f} s{extra}",
+                              file=sys.stderr)
+        for a in arches:  # null-full drops its records: take the counts of the identical file-full run
+            for w in workloads:
+                nf, ff = cells.get((a, w, "null-full")), cells.get((a, w, "file-full"))
+                if nf is not None and ff is not None and ff.records:
+                    nf.records, nf.records_from = dict(ff.records), "file-full"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    info = machine_info(arches, gb)
+    info["command"] = command_line()
+    report = render(cells, arches, workloads, modes, info, args.reps, smoke)
+    print(report)
+    if str(args.out) != "-":
+        args.out.write_text(report)
+        print(f"wrote {args.out}", file=sys.stderr)
+    if args.json:
+        raw = {"info": info, "reps": args.reps, "cells": [asdict(c) | {"median": c.median} for c in cells.values()]}
+        args.json.write_text(json.dumps(raw, indent=1) + "\n")
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Bad input and crashes: a clear one-line error, a non-zero exit, and nothing already recorded lost."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from guestlib import guest, memtap, qemu_command, record
+
+import memtap as mt
+
+
+def one_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def fake_qemu(tmp_path: Path, version: str, plugins: bool) -> dict[str, str]:
+    """A PATH whose qemu-system-riscv64 reports the given version and (no) plugin support."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    exe = bindir / "qemu-system-riscv64"
+    helptext = "-plugin file=..." if plugins else "-machine ..."
+    exe.write_text(
+        f'#!/bin/sh\nif [ "$1" = --version ]; then echo "QEMU emulator version {version}"; '
+        f'else echo "{helptext}"; fi\n'
+    )
+    exe.chmod(0o755)
+    return {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"}
+
+
+def test_no_qemu(tmp_path):
+    out = tmp_path / "t.trace"
+    proc = memtap("record", "-o", str(out), "--", "qemu-system-nonexistent", "-M", "virt")
+    assert proc.returncode == 1
+    assert "qemu-system-nonexistent not found" in one_line(proc.stderr)
+    assert "apt-get install" in proc.stderr
+    assert not out.exists()
+
+
+def test_qemu_too_old(tmp_path):
+    proc = memtap("record", "-o", str(tmp_path / "t"), "--", "qemu-system-riscv64",
+                  env=fake_qemu(tmp_path, "8.2.2", plugins=True))
+    assert proc.returncode == 1
+    assert "is QEMU 8.2.2; memtap needs QEMU >= 10.0" in one_line(proc.stderr)
+
+
+def test_qemu_without_plugins(tmp_path):
+    proc = memtap("record", "-o", str(tmp_path / "t"), "--", "qemu-system-riscv64",
+                  env=fake_qemu(tmp_path, "10.0.2", plugins=False))
+    assert proc.returncode == 1
+    assert "built without TCG plugin support" in one_line(proc.stderr)
+
+
+def test_not_a_qemu(tmp_path):
+    proc = memtap("record", "-o", str(tmp_path / "t"), "--", "true")
+    assert proc.returncode == 1
+    assert "not a QEMU system emulator" in one_line(proc.stderr)
+
+
+def test_unknown_option_and_bad_values(tmp_path):
+    for args in (["--bogus"], ["--events", "fetch,jump"], ["--max-insns", "-3"], ["--addr", "linear"]):
+        proc = memtap("record", "-o", str(tmp_path / "t"), *args, "--", "qemu-system-riscv64")
+        assert proc.returncode == 2, args
+        line = one_line(proc.stderr)
+        assert line.startswith("memtap") and args[-1].split(",")[-1].lstrip("-") in line
+
+
+def test_no_command():
+    proc = memtap("record", "-o", "x.trace")
+    assert proc.returncode == 1
+    assert "no QEMU command given" in one_line(proc.stderr)
+
+
+def test_unwritable_output(tmp_path):
+    target = tmp_path / "missing-dir" / "t.trace"
+    proc = record(target, "riscv64", "seq")
+    assert proc.returncode == 1
+    assert f"cannot write trace {target}" in one_line(proc.stderr)
+
+
+def test_qemu_exit_status_is_memtaps(tmp_path):
+    proc = record(tmp_path / "t.trace", "riscv64", "fail")
+    assert proc.returncode == 3
+    assert "QEMU exited with status 3" in proc.stderr
+    assert not mt.open(tmp_path / "t.trace").truncated
+
+
+def test_file_size_limit_mid_run_keeps_whole_chunks(tmp_path):
+    """Writes fail part-way (as on a full disk): the error is reported, the chunks before it stay readable."""
+    trace_path = tmp_path / "t.trace"
+    limit = 2 << 20
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    elf = guest("riscv64", "crc32")
+    proc = subprocess.run(
+        [sys.executable, "-m", "memtap.cli.main", "record", "-o", str(trace_path), "--buffer-events", "4096",
+         "--zstd", "0", "--", *qemu_command("riscv64", elf)],
+        capture_output=True, text=True, timeout=300, preexec_fn=limit_file_size,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "cannot write trace" in proc.stderr and "File too large" in proc.stderr
+    assert "is truncated" in proc.stderr
+    trace = mt.open(trace_path)
+    assert trace.truncated and trace.end is None
+    recs = trace.records()
+    assert len(recs) > 10_000
+    assert np.array_equal(recs["pos"], np.arange(len(recs)))
+    assert trace_path.stat().st_size <= limit
+
+
+def test_sigkill_mid_run_reads_up_to_last_chunk(tmp_path):
+    trace_path = tmp_path / "t.trace"
+    elf = guest("riscv64", "crc32")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memtap.cli.main", "record", "-o", str(trace_path), "--buffer-events", "4096",
+         "--", *qemu_command("riscv64", elf)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not trace_path.exists() or trace_path.stat().st_size < 256 << 10):
+        time.sleep(0.02)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    assert len(children) == 1
+    os.kill(int(children[0]), signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGKILL
+    assert "QEMU was killed by SIGKILL" in stderr
+    assert "is truncated" in stderr
+    trace = mt.open(trace_path)
+    assert trace.truncated
+    recs = trace.records()
+    assert len(recs) > 4096
+    assert np.array_equal(recs["pos"], np.arange(len(recs)))
+    # Consecutive but for the workload's START marker, which executes (icount counts it) but is not traced.
+    steps = np.diff(recs["icount"][recs["kind"] == 0].astype(np.int64))
+    assert np.all(steps >= 1) and np.count_nonzero(steps != 1) <= 1
+
+
+def test_plugin_alone_overwrites_an_existing_file(tmp_path):
+    """Used directly with -plugin (without memtap record), the plugin starts a fresh file of its own."""
+    trace_path = tmp_path / "t.trace"
+    trace_path.write_bytes(b"old contents " * 1000)
+    from memtap.qemu import plugin_option, plugin_path
+
+    cmd = qemu_command("riscv64", guest("riscv64", "seq"))
+    cmd[1:1] = ["-plugin", plugin_option(plugin_path(), {"out": str(trace_path)})]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+    trace = mt.open(trace_path)
+    assert trace.complete and trace.meta == {}
+    assert trace.end["records"]["store"] > 0
+
+
+def test_doctor(tmp_path):
+    proc = memtap("doctor")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert any(ln.startswith("qemu-system-riscv64") and ln.endswith(" ok") for ln in proc.stdout.splitlines())
+    env = {**os.environ, "PATH": str(tmp_path)}
+    proc = memtap("doctor", env=env)
+    assert proc.returncode == 1
+    assert "qemu-system-riscv64 not found" in proc.stdout
+    assert "apt-get install" in proc.stdout
