@@ -41,7 +41,7 @@ VIEW_SIMPLE = [
     "pos=7          vcpu=1   icount=12         fetch  va=0x2008             pa=-                  size=4   "
     "pc=0x2008             priv=user",
     "pos=8          vcpu=1   icount=12         marker va=-                  pa=-                  size=0   "
-    "pc=0x2008             priv=user       value=42",
+    "pc=0x2008             priv=user       value=0x2a",
 ]
 
 CSV_SIMPLE = [

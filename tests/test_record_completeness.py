@@ -32,7 +32,8 @@ def test_region_every_access_and_nothing_else(tmp_path, arch):
     trace = memtap.open(trace_path)
     recs = trace.records()
     inside = recs[(recs["vaddr"] >= region) & (recs["vaddr"] < region + 4096)]
-    got = [(KIND_NAMES[k], int(a), int(s)) for k, a, s in zip(inside["kind"], inside["vaddr"], inside["size"], strict=True)]
+    columns = zip(inside["kind"], inside["vaddr"], inside["size"], strict=True)
+    got = [(KIND_NAMES[k], int(a), int(s)) for k, a, s in columns]
     assert got == expected(region)
     # The END totals agree with what the file holds: nothing dropped between plugin and file.
     kinds, counts = np.unique(recs["kind"], return_counts=True)

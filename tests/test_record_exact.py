@@ -104,3 +104,51 @@ def test_max_insns_stops_after_exactly_n(tmp_path):
     seventh_fetch = [i for i, r in enumerate(expected) if r[0] == "fetch"][6]
     # The 7th traced instruction is seq_ld4 (index 6): its own load is still traced, nothing after it.
     assert as_tuples(memtap.open(trace_path).records()) == expected[: seventh_fetch + 2]
+
+
+def test_seq_physical_addresses_only(tmp_path):
+    trace_path = tmp_path / "seq.trace"
+    proc = record(trace_path, "riscv64", "seq", "--start-on-marker", "--addr", "physical", "--events", "load,store")
+    assert proc.returncode == 0, proc.stderr
+    recs = memtap.open(trace_path).records()
+    expected = expected_seq("riscv64", ("load", "store"))
+    data = [r for r in expected if r[0] != "marker"]
+    assert [(KIND_NAMES[k], int(p), int(s)) for k, p, s in zip(recs["kind"], recs["paddr"], recs["size"], strict=True)
+            if k != 3] == [(k, va, sz) for k, _, va, sz, _ in data]
+    assert not np.any(recs["vaddr"])
+
+
+def test_cli_on_a_real_trace(tmp_path):
+    """view, stats and export agree with the exact expected stream."""
+    from guestlib import memtap as cli
+
+    trace_path = tmp_path / "seq.trace"
+    assert record(trace_path, "riscv64", "seq", "--start-on-marker").returncode == 0
+    expected = expected_seq("riscv64")
+    proc = cli("export", str(trace_path), "--format", "csv", "-o", "-")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    header = lines[0].split(",")
+    assert header[:8] == ["pos", "icount", "vcpu", "kind", "vaddr", "paddr", "size", "pc"]
+    rows = [dict(zip(header, ln.split(","), strict=True)) for ln in lines[1:]]
+    got = [(r["kind"], int(r["pc"], 16), int(r["size"])) for r in rows]
+    assert got == [(k, pc, sz) for k, pc, _, sz, _ in expected]
+    st1 = next(r for r in rows if r["kind"] == "store")
+    buf = symbols(guest("riscv64", "seq"))["mt_buf"]
+    assert st1["vaddr"] == st1["paddr"] == f"{buf:#x}" and st1["size"] == "1"
+    proc = cli("stats", str(trace_path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    stats = json.loads(proc.stdout)
+    assert json.dumps(stats).count('"store": 4') >= 1
+    parquet = tmp_path / "seq.parquet"
+    assert cli("export", str(trace_path), "-o", str(parquet)).returncode == 0
+    import duckdb
+
+    got = duckdb.sql(f"select kind, count(*) from '{parquet}' group by kind order by kind").fetchall()
+    assert got == sorted(
+        (k, sum(1 for r in expected if r[0] == k)) for k in ("fetch", "load", "marker", "store")
+    )
+    proc = cli("view", str(trace_path), "--kinds", "marker")
+    assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 1 and "0x1234" in proc.stdout

@@ -170,3 +170,24 @@ def test_doctor(tmp_path):
     assert proc.returncode == 1
     assert "qemu-system-riscv64 not found" in proc.stdout
     assert "apt-get install" in proc.stdout
+
+
+def test_sigterm_to_qemu_still_gives_a_complete_trace(tmp_path):
+    trace_path = tmp_path / "t.trace"
+    elf = guest("riscv64", "crc32")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memtap.cli.main", "record", "-o", str(trace_path), "--buffer-events", "4096",
+         "--", *qemu_command("riscv64", elf)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not trace_path.exists() or trace_path.stat().st_size < 64 << 10):
+        time.sleep(0.02)
+    qemu_pid = int(Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()[0])
+    os.kill(qemu_pid, signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    trace = mt.open(trace_path)
+    assert trace.complete, stderr
+    recs = trace.records()
+    assert sum(trace.end["records"].values()) == len(recs)
+    assert np.array_equal(recs["pos"], np.arange(len(recs)))

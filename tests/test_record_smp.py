@@ -34,3 +34,18 @@ def test_smp_each_vcpu_writes_its_pattern(tmp_path, arch):
         fetch_icount = mine["icount"][mine["kind"] == 0].astype(np.int64)
         assert np.all(np.diff(fetch_icount) >= 1)
     assert set(np.unique(recs["vcpu"]).tolist()) == {0, 1, 2, 3}
+
+
+def test_vcpu_filter_traces_only_those(tmp_path):
+    arch = "riscv64"
+    region = symbols(guest(arch, "smp"))["mt_smp_region"]
+    trace_path = tmp_path / "smp.trace"
+    proc = record(trace_path, arch, "smp", "--start-on-marker", "--vcpus", "1,3", smp=4)
+    assert proc.returncode == 0, proc.stderr
+    recs = memtap.open(trace_path).records()
+    assert set(np.unique(recs["vcpu"]).tolist()) == {1, 3}
+    stores = recs[(recs["kind"] == KIND_STORE) & (recs["vaddr"] >= region) & (recs["vaddr"] < region + 4096)]
+    for k in (1, 3):
+        mine = stores[stores["vcpu"] == k]
+        assert mine["vaddr"].tolist() == [region + k * 1024 + 4 * i for i in range(256)]
+    assert np.array_equal(np.sort(recs["pos"]), np.arange(len(recs)))

@@ -43,7 +43,8 @@ class Emulator:
 
     @property
     def usable(self) -> bool:
-        return self.path is not None and self.plugins and self.version is not None and self.version >= (*MIN_VERSION, 0)
+        new_enough = self.version is not None and self.version >= (*MIN_VERSION, 0)
+        return self.path is not None and self.plugins and new_enough
 
     def problem(self) -> str | None:
         """One sentence on why this emulator cannot run memtap, or None."""

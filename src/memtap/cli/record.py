@@ -65,7 +65,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="'null' records into memory and drops it: measures the tracing cost alone")
     p.add_argument("--zstd", type=int, default=3, metavar="LEVEL",
                    help="zstd level for chunks, -7..19; 0 stores them uncompressed (default: 3)")
-    p.add_argument("--buffers", type=positive_int, default=0, metavar="N", help="event buffers in the pool")
+    p.add_argument("--buffers", type=positive_int, default=0, metavar="N",
+                   help="event buffers in the pool (default: 2 per vCPU + 4); a vCPU waits when all are full")
     p.add_argument("--buffer-events", type=positive_int, default=0, metavar="N",
                    help="events per buffer, i.e. per chunk (default: 65536)")
     p.add_argument("qemu", nargs=argparse.REMAINDER, metavar="QEMU_COMMAND",

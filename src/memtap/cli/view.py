@@ -74,7 +74,7 @@ def format_records(rec: np.ndarray, addr_bits: int = 64) -> list[str]:
     """One line per record; every column has a fixed minimum width so lines align in a terminal.
 
     ``pos=12         vcpu=0   icount=7          store  va=0x80001008         pa=-                  size=8   ...``
-    Unknown addresses print as '-'; markers end with ``value=N``; flags (io, signed, be) are appended.
+    Unknown addresses print as '-'; markers end with ``value=0xN``; flags (io, signed, be) are appended.
     """
     aw = 2 + addr_bits // 4
     cols = {name: rec[name].tolist() for name in ("pos", "icount", "vaddr", "paddr", "pc", "value", "vcpu",
@@ -92,7 +92,7 @@ def format_records(rec: np.ndarray, addr_bits: int = 64) -> list[str]:
         if flags & L.RF_BIG_ENDIAN:
             tail += " be"
         if marker:
-            tail += f" value={value}"
+            tail += f" value={value:#x}"
         priv_s = _PRIVS[priv] if priv <= L.PRIV_MACHINE else "unknown"
         lines.append(
             f"pos={pos:<10} vcpu={vcpu:<3} icount={icount:<10} {L.KIND_NAMES[kind]:<6} va={va_s:<{aw}} "
