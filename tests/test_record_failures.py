@@ -119,8 +119,9 @@ def test_file_size_limit_mid_run_keeps_whole_chunks(tmp_path):
     assert trace_path.stat().st_size <= limit
 
 
-def test_sigkill_mid_run_reads_up_to_last_chunk(tmp_path):
-    trace_path = tmp_path / "t.trace"
+def start_recording(trace_path: Path, min_bytes: int) -> tuple[subprocess.Popen, int]:
+    """Starts `memtap record` on a long guest in the background; returns once the trace has grown past
+    min_bytes, with the QEMU child's pid."""
     elf = guest("riscv64", "crc32")
     proc = subprocess.Popen(
         [sys.executable, "-m", "memtap.cli.main", "record", "-o", str(trace_path), "--buffer-events", "4096",
@@ -128,11 +129,17 @@ def test_sigkill_mid_run_reads_up_to_last_chunk(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not trace_path.exists() or trace_path.stat().st_size < 256 << 10):
+    while time.monotonic() < deadline and (not trace_path.exists() or trace_path.stat().st_size < min_bytes):
         time.sleep(0.02)
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
     assert len(children) == 1
-    os.kill(int(children[0]), signal.SIGKILL)
+    return proc, int(children[0])
+
+
+def test_sigkill_mid_run_reads_up_to_last_chunk(tmp_path):
+    trace_path = tmp_path / "t.trace"
+    proc, qemu_pid = start_recording(trace_path, min_bytes=256 << 10)
+    os.kill(qemu_pid, signal.SIGKILL)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGKILL
     assert "QEMU was killed by SIGKILL" in stderr
@@ -174,16 +181,7 @@ def test_doctor(tmp_path):
 
 def test_sigterm_to_qemu_still_gives_a_complete_trace(tmp_path):
     trace_path = tmp_path / "t.trace"
-    elf = guest("riscv64", "crc32")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "memtap.cli.main", "record", "-o", str(trace_path), "--buffer-events", "4096",
-         "--", *qemu_command("riscv64", elf)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not trace_path.exists() or trace_path.stat().st_size < 64 << 10):
-        time.sleep(0.02)
-    qemu_pid = int(Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()[0])
+    proc, qemu_pid = start_recording(trace_path, min_bytes=64 << 10)
     os.kill(qemu_pid, signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     trace = mt.open(trace_path)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from memtap.cli.view import _silence_stdout, add_selection_arguments, selection_kwargs
+from memtap.cli.selection import add_selection_arguments, open_selected, silence_stdout
 from memtap.errors import UserError
 from memtap.export import FORMATS, export, format_from_path
-from memtap.reader import open_trace
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -35,13 +33,9 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"cannot tell the format of {args.output}: use --format csv or --format parquet")
     if fmt == "parquet" and args.output == "-":
         raise UserError("parquet cannot be written to stdout; give a file name with -o")
-    trace = open_trace(args.trace)
-    kwargs = selection_kwargs(args)
-    if trace.truncated:
-        print(f"memtap: warning: {trace.path} is truncated (no END chunk); exporting records up to the last "
-              "whole chunk", file=sys.stderr)
+    trace, kwargs = open_selected(args, "exporting")
     try:
         export(trace, args.output, fmt, **kwargs)
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
     return 0
