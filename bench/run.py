@@ -15,6 +15,7 @@ import json
 import math
 import os
 import platform
+import re
 import shlex
 import shutil
 import statistics
@@ -129,8 +130,9 @@ def redirected(log: Path) -> Iterator[None]:
 
 
 def checksum_line(text: str, workload: str) -> str | None:
-    prefix = f"{workload}: checksum="
-    return next((ln.strip() for ln in text.splitlines() if ln.strip().startswith(prefix)), None)
+    """The guest's `NAME: checksum=0x...` output, wherever it is (x86 firmware text may precede it on its line)."""
+    m = re.search(rf"{re.escape(workload)}: checksum=0x[0-9a-f]+", text)
+    return m[0] if m else None
 
 
 def run_once(cmd: list[str], mode: str, workload: str, tmp: Path) -> tuple[float, str, dict[str, int] | None, int]:

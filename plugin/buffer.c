@@ -12,6 +12,7 @@ static struct mt_buffer *free_list;
 static struct mt_buffer *full_head, *full_tail;
 static bool closing;
 static size_t capacity;
+static uint64_t submitted;      /* tickets handed out */
 
 static void *column(size_t item)
 {
@@ -30,11 +31,14 @@ int mt_buffers_init(unsigned nbuffers, size_t events_per_buffer)
         b->flags = column(1);
         b->count = column(2);
         b->insn = column(4);
-        b->icount = column(8);
-        b->pos = column(8);
+        b->icount = column(2);
+        b->pos = column(2);
         b->vaddr = column(8);
         b->paddr = column(8);
-        if (!b->kind || !b->flags || !b->count || !b->insn || !b->icount || !b->pos || !b->vaddr || !b->paddr) {
+        b->icount_wide = column(8);
+        b->pos_wide = column(8);
+        if (!b->kind || !b->flags || !b->count || !b->insn || !b->icount || !b->pos || !b->vaddr || !b->paddr ||
+            !b->icount_wide || !b->pos_wide) {
             return -1;
         }
         b->next = free_list;
@@ -43,16 +47,28 @@ int mt_buffers_init(unsigned nbuffers, size_t events_per_buffer)
     return 0;
 }
 
+/* A vCPU that finds no free buffer does the sink's work on the oldest full one instead of idling. */
 struct mt_buffer *mt_buffer_get(unsigned vcpu)
 {
     pthread_mutex_lock(&lock);
     while (!free_list) {
+        struct mt_buffer *full = full_head;
+        if (full) {
+            full_head = full->next;
+            if (!full_head) {
+                full_tail = NULL;
+            }
+            pthread_mutex_unlock(&lock);
+            mt_sink_process(full);
+            pthread_mutex_lock(&lock);
+            continue;
+        }
         pthread_cond_wait(&freed, &lock);
     }
     struct mt_buffer *b = free_list;
     free_list = b->next;
     pthread_mutex_unlock(&lock);
-    b->n = b->m = 0;
+    b->n = b->m = b->wi = b->wp = 0;
     b->vcpu = vcpu;
     b->next = NULL;
     return b;
@@ -61,6 +77,7 @@ struct mt_buffer *mt_buffer_get(unsigned vcpu)
 void mt_buffer_submit(struct mt_buffer *b)
 {
     pthread_mutex_lock(&lock);
+    b->ticket = submitted++;
     if (full_tail) {
         full_tail->next = b;
     } else {
@@ -98,6 +115,14 @@ void mt_buffer_release(struct mt_buffer *b)
     pthread_mutex_unlock(&lock);
 }
 
+uint64_t mt_buffers_submitted(void)
+{
+    pthread_mutex_lock(&lock);
+    uint64_t n = submitted;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
 void mt_buffers_close(void)
 {
     pthread_mutex_lock(&lock);
@@ -112,6 +137,8 @@ void mt_vcpu_flush(struct mt_vcpu *v)
     if (v->buf) {
         v->buf->n = v->n;
         v->buf->m = v->m;
+        v->buf->wi = v->wi;
+        v->buf->wp = v->wp;
         if (v->n) {
             mt_buffer_submit(v->buf);
         } else {
@@ -119,7 +146,7 @@ void mt_vcpu_flush(struct mt_vcpu *v)
         }
         v->buf = NULL;
     }
-    v->n = v->m = v->cap = 0;
+    v->n = v->m = v->wi = v->wp = v->cap = 0;
     v->last_icount = v->last_pos = 0;
 }
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "memtap_plugin.h"
 
@@ -249,6 +250,13 @@ static void on_qemu_exit(qemu_plugin_id_t id, void *udata)
 {
     (void)id;
     (void)udata;
+    /* Usually every vCPU is paused by now. A guest can also end QEMU with exit() from its own vCPU thread
+     * (semihosting, a debug-exit device) while other vCPUs still run: stop tracing and let their callbacks in
+     * flight finish before their buffers are taken. */
+    atomic_store(&mt_trace_on, 0);
+    if (mt_smp) {
+        usleep(10000);
+    }
     for (unsigned i = 0; i < mt_max_vcpus; i++) {
         flush_vcpu(i);
     }

@@ -57,20 +57,22 @@ struct mt_insn_info {
  * in place. icount and pos hold differences; addr columns hold only non-EXEC events. */
 struct mt_buffer {
     uint8_t *kind, *flags;
-    uint16_t *count;
+    uint16_t *count, *icount, *pos;
     uint32_t *insn;
-    uint64_t *icount, *pos, *vaddr, *paddr;
+    uint64_t *vaddr, *paddr, *icount_wide, *pos_wide;
     size_t n, m;               /* events, addressed events */
+    size_t wi, wp;             /* escaped icount and pos differences */
     unsigned vcpu;
+    uint64_t ticket;           /* submission order: chunks are written in this order */
     struct mt_buffer *next;
 };
 
 /* Per-vCPU recording state: touched only by that vCPU's thread while it runs. */
 struct mt_vcpu {
     struct mt_buffer *buf;
-    size_t n, m, cap;              /* fill of buf */
+    size_t n, m, wi, wp, cap;      /* fill of buf */
     struct mt_buffer cols;         /* buf's column pointers, copied here to keep the emit path short */
-    uint64_t last_icount, last_pos;   /* previous event's, for the difference columns */
+    uint64_t last_icount, last_pos;   /* of the previous event's last record, for the difference columns */
     const struct mt_tb_info *tb;   /* block being executed */
     uint32_t done;                 /* instructions of `tb` already accounted */
     bool traced;                   /* passes the vCPU filter */
@@ -119,10 +121,23 @@ static inline void mt_emit(struct mt_vcpu *v, uint8_t kind, uint8_t flags, uint1
     b->flags[i] = flags;
     b->count[i] = count;
     b->insn[i] = insn;
-    b->icount[i] = icount - v->last_icount;
-    b->pos[i] = pos - v->last_pos;
-    v->last_icount = icount;
-    v->last_pos = pos;
+    /* Differences to the last record the previous event covered: 0 or 1 in a full trace, nearly free to compress;
+     * a difference that does not fit 16 bits is escaped to a wide column. */
+    uint64_t di = icount - v->last_icount, dp = pos - v->last_pos;
+    if (__builtin_expect(di < MEMTAP_WIDE, 1)) {
+        b->icount[i] = (uint16_t)di;
+    } else {
+        b->icount[i] = MEMTAP_WIDE;
+        b->icount_wide[v->wi++] = di;
+    }
+    if (__builtin_expect(dp < MEMTAP_WIDE, 1)) {
+        b->pos[i] = (uint16_t)dp;
+    } else {
+        b->pos[i] = MEMTAP_WIDE;
+        b->pos_wide[v->wp++] = dp;
+    }
+    v->last_icount = icount + (kind == MEMTAP_EV_EXEC ? count - 1u : 0u);
+    v->last_pos = pos + (kind == MEMTAP_EV_EXEC ? count - 1u : 0u);
     if (kind != MEMTAP_EV_EXEC) {
         size_t j = v->m++;
         b->vaddr[j] = vaddr;
@@ -138,6 +153,8 @@ MT_LOCAL struct memtap_insn *mt_insns_take(uint32_t *count, uint32_t *total);
 MT_LOCAL int mt_sink_open(const char *info_json);
 MT_LOCAL void mt_sink_close(char *(*end_json)(void));
 MT_LOCAL uint64_t mt_sink_events_written(void);
+MT_LOCAL void mt_sink_process(struct mt_buffer *b);
+MT_LOCAL uint64_t mt_buffers_submitted(void);
 MT_LOCAL int mt_sink_error(void);
 MT_LOCAL void mt_control_init(void);
 

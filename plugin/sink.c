@@ -1,8 +1,12 @@
-/* The sink thread: takes full event buffers and writes them as checksummed, compressed chunks (file sink) or
- * drops them (null sink, for measuring the tracing cost alone). Each chunk is written whole with one write()
- * sequence, so a file whose QEMU was killed is readable up to its last chunk. On a write error (disk full,
- * file too large) the file is cut back to its last whole chunk, the error is reported once, and the vCPUs are
- * never blocked by a dead sink. */
+/* The sink: turns full event buffers into checksummed, compressed chunks (file sink) or drops them (null sink,
+ * which measures the tracing cost alone).
+ *
+ * Compression is the expensive part, so any thread may do it: the sink thread, and a vCPU thread that would
+ * otherwise wait for a free buffer. Chunks are still written in the order their buffers were submitted (a ticket
+ * per buffer), which keeps each vCPU's chunks in program order and every instruction definition ahead of its
+ * first use. Each chunk is written whole, so a file whose QEMU was killed is readable up to its last chunk. On a
+ * write error (disk full, file too large) the file is cut back to its last whole chunk, the error is reported
+ * once, and the vCPUs are never blocked by a dead sink. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -23,10 +27,21 @@ static bool started;
 static uint64_t chunk_seq;
 static off_t good_end;          /* file offset just past the last whole chunk */
 static int write_errno;         /* first write error, 0 if none */
-static ZSTD_CCtx *cctx;
-static void *zbuf;
-static size_t zbuf_cap;
 static uint64_t events_written;
+
+/* Writes happen under write_lock, one ticket at a time. */
+static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t turn = PTHREAD_COND_INITIALIZER;
+static uint64_t next_ticket;
+
+/* Each compressing thread's own zstd context and output buffer. */
+struct packer {
+    ZSTD_CCtx *cctx;
+    void *out;
+    size_t cap;
+};
+static __thread struct packer packer;     /* events chunks, compressed outside the lock */
+static struct packer small_packer;         /* JSON and instruction chunks, under write_lock */
 
 static int write_all(const void *data, size_t len)
 {
@@ -64,21 +79,25 @@ struct piece {
     size_t len;
 };
 
-static size_t compress_pieces(const struct piece *p, int np, size_t total)
+static size_t compress_pieces(struct packer *k, const struct piece *p, int np, size_t total)
 {
     size_t bound = ZSTD_compressBound(total);
-    if (bound > zbuf_cap) {
-        free(zbuf);
-        zbuf = malloc(bound);
-        zbuf_cap = zbuf ? bound : 0;
-        if (!zbuf) {
+    if (!k->cctx && !(k->cctx = ZSTD_createCCtx())) {
+        return 0;
+    }
+    if (bound > k->cap) {
+        free(k->out);
+        k->out = malloc(bound);
+        k->cap = k->out ? bound : 0;
+        if (!k->out) {
             return 0;
         }
     }
+    ZSTD_CCtx *cctx = k->cctx;
     ZSTD_CCtx_reset(cctx, ZSTD_reset_session_only);
     ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, mt_cfg.zstd_level);
     ZSTD_CCtx_setPledgedSrcSize(cctx, total);
-    ZSTD_outBuffer out = {zbuf, zbuf_cap, 0};
+    ZSTD_outBuffer out = {k->out, k->cap, 0};
     for (int i = 0; i < np; i++) {
         ZSTD_inBuffer in = {p[i].data, p[i].len, 0};
         ZSTD_EndDirective end = i == np - 1 ? ZSTD_e_end : ZSTD_e_continue;
@@ -93,47 +112,73 @@ static size_t compress_pieces(const struct piece *p, int np, size_t total)
     return out.pos;
 }
 
+/* A chunk ready to write: its header (all but seq and crc final) and its stored payload pieces. */
+struct prepared {
+    struct memtap_chunk_header h;
+    struct piece p[10];
+    int np;
+};
+
+/* Compresses with packer k; the result points into k's buffer or the caller's pieces. */
+static void prepare_chunk(struct packer *k, struct prepared *c, uint16_t type, uint16_t vcpu,
+                          const struct piece *p, int np, uint64_t count)
+{
+    size_t total = 0;
+    for (int i = 0; i < np; i++) {
+        total += p[i].len;
+        c->p[i] = p[i];
+    }
+    c->np = np;
+    c->h = (struct memtap_chunk_header){
+        .magic = MEMTAP_CHUNK_MAGIC, .type = type, .vcpu = vcpu, .codec = MEMTAP_CODEC_RAW,
+        .raw_len = total, .count = count, .stored_len = total,
+    };
+    if (mt_cfg.zstd_level != 0 && total > 0) {
+        size_t z = compress_pieces(k, p, np, total);
+        if (z) {
+            c->p[0] = (struct piece){k->out, z};
+            c->np = 1;
+            c->h.codec = MEMTAP_CODEC_ZSTD;
+            c->h.stored_len = z;
+        }
+    }
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (int i = 0; i < c->np; i++) {
+        crc = crc32(crc, c->p[i].data, (uInt)c->p[i].len);
+    }
+    c->h.crc32 = (uint32_t)crc;
+}
+
+/* Appends a prepared chunk; call with write_lock held. */
+static void emit_chunk(struct prepared *c)
+{
+    if (write_errno) {
+        return;
+    }
+    c->h.seq = chunk_seq;
+    if (write_all(&c->h, sizeof(c->h)) != 0) {
+        fail(errno);
+        return;
+    }
+    for (int i = 0; i < c->np; i++) {
+        if (write_all(c->p[i].data, c->p[i].len) != 0) {
+            fail(errno);
+            return;
+        }
+    }
+    good_end += (off_t)(sizeof(c->h) + c->h.stored_len);
+    chunk_seq++;
+}
+
+/* Small chunks (JSON, instruction tables) are prepared and written in one go; call with write_lock held. */
 static void write_chunk(uint16_t type, uint16_t vcpu, const struct piece *p, int np, uint64_t count)
 {
     if (write_errno || mt_cfg.sink != MT_SINK_FILE) {
         return;
     }
-    size_t total = 0;
-    for (int i = 0; i < np; i++) {
-        total += p[i].len;
-    }
-    struct memtap_chunk_header h = {
-        .magic = MEMTAP_CHUNK_MAGIC, .type = type, .vcpu = vcpu, .codec = MEMTAP_CODEC_RAW,
-        .raw_len = total, .count = count, .seq = chunk_seq, .stored_len = total,
-    };
-    struct piece packed;
-    if (mt_cfg.zstd_level != 0 && total > 0) {
-        size_t z = compress_pieces(p, np, total);
-        if (z) {
-            packed = (struct piece){zbuf, z};
-            p = &packed;
-            np = 1;
-            h.codec = MEMTAP_CODEC_ZSTD;
-            h.stored_len = z;
-        }
-    }
-    uLong crc = crc32(0L, Z_NULL, 0);
-    for (int i = 0; i < np; i++) {
-        crc = crc32(crc, p[i].data, (uInt)p[i].len);
-    }
-    h.crc32 = (uint32_t)crc;
-    if (write_all(&h, sizeof(h)) != 0) {
-        fail(errno);
-        return;
-    }
-    for (int i = 0; i < np; i++) {
-        if (write_all(p[i].data, p[i].len) != 0) {
-            fail(errno);
-            return;
-        }
-    }
-    good_end += (off_t)(sizeof(h) + h.stored_len);
-    chunk_seq++;
+    struct prepared c;
+    prepare_chunk(&small_packer, &c, type, vcpu, p, np, count);
+    emit_chunk(&c);
 }
 
 static void write_json_chunk(uint16_t type, const char *json)
@@ -153,21 +198,39 @@ static void write_pending_insns(void)
     }
 }
 
+void mt_sink_process(struct mt_buffer *b)
+{
+    struct prepared c;
+    bool file = mt_cfg.sink == MT_SINK_FILE && b->n;
+    if (file) {
+        struct piece cols[] = {
+            {b->kind, b->n}, {b->flags, b->n}, {b->count, 2 * b->n}, {b->insn, 4 * b->n},
+            {b->icount, 2 * b->n}, {b->pos, 2 * b->n}, {b->vaddr, 8 * b->m}, {b->paddr, 8 * b->m},
+            {b->icount_wide, 8 * b->wi}, {b->pos_wide, 8 * b->wp},
+        };
+        prepare_chunk(&packer, &c, MEMTAP_CHUNK_EVENTS, (uint16_t)b->vcpu, cols, 10, b->n);
+    }
+    pthread_mutex_lock(&write_lock);
+    while (b->ticket != next_ticket) {
+        pthread_cond_wait(&turn, &write_lock);
+    }
+    if (file) {
+        write_pending_insns();   /* every instruction these events name was defined before they were submitted */
+        emit_chunk(&c);
+    }
+    events_written += b->n;
+    next_ticket++;
+    pthread_cond_broadcast(&turn);
+    pthread_mutex_unlock(&write_lock);
+    mt_buffer_release(b);
+}
+
 static void *sink_main(void *arg)
 {
     (void)arg;
     struct mt_buffer *b;
     while ((b = mt_buffer_next_full())) {
-        if (b->n) {
-            write_pending_insns();
-            struct piece cols[] = {
-                {b->kind, b->n}, {b->flags, b->n}, {b->count, 2 * b->n}, {b->insn, 4 * b->n},
-                {b->icount, 8 * b->n}, {b->pos, 8 * b->n}, {b->vaddr, 8 * b->m}, {b->paddr, 8 * b->m},
-            };
-            write_chunk(MEMTAP_CHUNK_EVENTS, (uint16_t)b->vcpu, cols, 8, b->n);
-            events_written += b->n;
-        }
-        mt_buffer_release(b);
+        mt_sink_process(b);
     }
     return NULL;
 }
@@ -205,11 +268,9 @@ int mt_sink_open(const char *info_json)
             fprintf(stderr, "memtap: cannot write trace %s: %s\n", mt_cfg.out, strerror(errno));
             return -1;
         }
-        cctx = ZSTD_createCCtx();
-        if (!cctx) {
-            return -1;
-        }
+        pthread_mutex_lock(&write_lock);
         write_json_chunk(MEMTAP_CHUNK_INFO, info_json);
+        pthread_mutex_unlock(&write_lock);
         if (write_errno) {
             return -1;
         }
@@ -236,6 +297,10 @@ void mt_sink_close(char *(*end_json)(void))
     mt_buffers_close();
     pthread_join(thread, NULL);
     started = false;
+    pthread_mutex_lock(&write_lock);
+    while (next_ticket != mt_buffers_submitted()) {   /* a vCPU thread may still be writing one it took */
+        pthread_cond_wait(&turn, &write_lock);
+    }
     if (mt_cfg.sink == MT_SINK_FILE) {
         write_pending_insns();
         char *json = end_json();
@@ -245,9 +310,8 @@ void mt_sink_close(char *(*end_json)(void))
         }
         close(fd);
         fd = -1;
-        ZSTD_freeCCtx(cctx);
-        free(zbuf);
     }
+    pthread_mutex_unlock(&write_lock);
 }
 
 int mt_sink_error(void)

@@ -189,3 +189,11 @@ def test_sigterm_to_qemu_still_gives_a_complete_trace(tmp_path):
     recs = trace.records()
     assert sum(trace.end["records"].values()) == len(recs)
     assert np.array_equal(recs["pos"], np.arange(len(recs)))
+
+
+def test_qemu_failing_at_start_leaves_no_file(tmp_path):
+    trace_path = tmp_path / "t.trace"
+    proc = memtap("record", "-o", str(trace_path), "--", "qemu-system-riscv64", "-M", "no-such-machine")
+    assert proc.returncode == 1
+    assert "no trace written" in proc.stderr
+    assert not trace_path.exists()

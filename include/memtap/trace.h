@@ -87,13 +87,19 @@ enum memtap_event_kind {
 #define MEMTAP_EVF_SIGNED 0x40u       /* sign-extended load */
 #define MEMTAP_EVF_BIG_ENDIAN 0x80u
 
-/* One raw event, as the plugin appends it to a vCPU's buffer (40 bytes, no padding).
+/* One event, logically (40 bytes, no padding); readers decode chunks to this layout.
  *
  * In an EVENTS chunk the n events are stored as columns, one after the other, which compresses several times
- * better than rows and decodes without a loop:
- *   kind[n] u8 | flags[n] u8 | count[n] u16 | insn[n] u32 | icount[n] u64 | pos[n] u64 | vaddr[m] u64 | paddr[m] u64
- * where icount and pos hold differences (the first against 0, each next against its predecessor, modulo 2^64),
- * m is the number of events whose kind is not EXEC, and paddr holds paddr - vaddr (modulo 2^64). */
+ * better than rows, is what the plugin's buffers hold, and decodes without a loop:
+ *   kind[n] u8 | flags[n] u8 | count[n] u16 | insn[n] u32 | icount_d[n] u16 | pos_d[n] u16 |
+ *   vaddr[m] u64 | paddr[m] u64 | icount_wide[wi] u64 | pos_wide[wp] u64
+ * m is the number of events whose kind is not EXEC; paddr holds paddr - vaddr (modulo 2^64). icount_d and pos_d
+ * are differences (modulo 2^64) to the last record the previous event covered: for an EXEC event its last
+ * instruction (icount + count - 1, pos + count - 1), for others the event itself, and 0 before the first event
+ * of the chunk. A difference of MEMTAP_WIDE or more is stored as MEMTAP_WIDE and its value taken, in order, from
+ * the wide column; wi and wp count those escapes. */
+#define MEMTAP_WIDE 0xffffu
+
 struct memtap_event {
     uint64_t vaddr;           /* DATA: virtual address; MARK: marker value */
     uint64_t paddr;           /* DATA: physical address when MEMTAP_EVF_PADDR */

@@ -81,6 +81,8 @@ EVF_PADDR = 0x20
 EVF_SIGNED = 0x40
 EVF_BIG_ENDIAN = 0x80
 
+WIDE = 0xFFFF  # an escaped 16-bit difference column entry (trace.h MEMTAP_WIDE)
+
 EVENT = np.dtype(
     {
         "names": ["vaddr", "paddr", "icount", "pos", "insn", "kind", "flags", "count"],
@@ -127,8 +129,10 @@ def priv_name(priv: int) -> str:
 
 # --- EVENTS chunk payload: columns (see trace.h) ------------------------------------------------------------
 
-# Bytes per event in the fixed columns: kind u8, flags u8, count u16, insn u32, icount u64, pos u64.
-EVENT_COLUMNS_FIXED = 1 + 1 + 2 + 4 + 8 + 8
+# Bytes per event in the fixed columns: kind u8, flags u8, count u16, insn u32, icount_d u16, pos_d u16.
+EVENT_COLUMNS_FIXED = 1 + 1 + 2 + 4 + 2 + 2
+# The most an event can take: the fixed columns, vaddr and paddr, and both differences escaped.
+EVENT_COLUMNS_MAX = EVENT_COLUMNS_FIXED + 8 * 4
 
 
 def columns_to_events(payload: bytes, n: int) -> np.ndarray:
@@ -142,16 +146,29 @@ def columns_to_events(payload: bytes, n: int) -> np.ndarray:
         col = np.frombuffer(buf, dt, n, off)
         ev[name] = col
         off += col.nbytes
+    diffs = {}
     for name in ("icount", "pos"):
-        # Differences modulo 2**64: cumsum in uint64 wraps the same way the writer subtracted.
-        ev[name] = np.cumsum(np.frombuffer(buf, "<u8", n, off), dtype=np.uint64)
-        off += 8 * n
+        diffs[name] = np.frombuffer(buf, "<u2", n, off).astype(np.uint64)
+        off += 2 * n
     addressed = ev["kind"] != EV_EXEC
     m = int(addressed.sum())
-    if len(payload) != off + 16 * m:
-        raise ValueError(f"payload of {len(payload)} bytes does not match {n} events with {m} addresses")
+    escaped = {name: d == WIDE for name, d in diffs.items()}
+    wi, wp = int(escaped["icount"].sum()), int(escaped["pos"].sum())
+    if len(payload) != off + 16 * m + 8 * (wi + wp):
+        raise ValueError(f"payload of {len(payload)} bytes does not match {n} events with {m} addresses "
+                         f"and {wi + wp} wide differences")
     vaddr = np.frombuffer(buf, "<u8", m, off)
     paddr = np.frombuffer(buf, "<u8", m, off + 8 * m) + vaddr  # stored as paddr - vaddr, wrapping
+    off += 16 * m
+    for name, count in (("icount", wi), ("pos", wp)):
+        diffs[name][escaped[name]] = np.frombuffer(buf, "<u8", count, off)
+        off += 8 * count
+    # Differences are to the last record of the previous event (an EXEC run covers count records), modulo
+    # 2**64: cumsum in uint64 wraps the same way the writer subtracted.
+    span = np.zeros(n, np.uint64)
+    span[1:] = np.where(ev["kind"][:-1] == EV_EXEC, ev["count"][:-1].astype(np.uint64) - np.uint64(1), 0)
+    for name in ("icount", "pos"):
+        ev[name] = np.cumsum(diffs[name] + span, dtype=np.uint64)
     ev["vaddr"] = 0
     ev["paddr"] = 0
     ev["vaddr"][addressed] = vaddr
@@ -163,10 +180,15 @@ def events_to_columns(ev: np.ndarray) -> bytes:
     """The inverse of columns_to_events: what the plugin's sink writes (used by tests and tools)."""
     ev = np.asarray(ev, EVENT)
     addressed = ev["kind"] != EV_EXEC
-    parts = [ev["kind"], ev["flags"], ev["count"], ev["insn"]]
+    span = np.where(ev["kind"] == EV_EXEC, ev["count"].astype(np.uint64) - np.uint64(1), 0).astype(np.uint64)
+    narrow, wide = [], []
     for name in ("icount", "pos"):
         col = ev[name].astype(np.uint64)
-        parts.append(np.diff(col, prepend=np.uint64(0)))
+        last = np.concatenate([np.zeros(1, np.uint64), col[:-1] + span[:-1]])
+        d = col - last
+        narrow.append(np.minimum(d, WIDE).astype("<u2"))
+        wide.append(d[d >= WIDE])
     vaddr = ev["vaddr"][addressed].astype(np.uint64)
-    parts += [vaddr, ev["paddr"][addressed].astype(np.uint64) - vaddr]
+    parts = [ev["kind"], ev["flags"], ev["count"], ev["insn"], *narrow, vaddr,
+             ev["paddr"][addressed].astype(np.uint64) - vaddr, *wide]
     return b"".join(np.ascontiguousarray(p).tobytes() for p in parts)

@@ -222,7 +222,7 @@ class Trace:
             if ctype == L.CHUNK_INSNS and raw != count * L.INSN.itemsize:
                 raise self._fail(off, f"raw_len {raw} does not match {count} instructions", n)
             if ctype == L.CHUNK_EVENTS and not (
-                    count * L.EVENT_COLUMNS_FIXED <= raw <= count * (L.EVENT_COLUMNS_FIXED + 16)):
+                    count * L.EVENT_COLUMNS_FIXED <= raw <= count * L.EVENT_COLUMNS_MAX):
                 raise self._fail(off, f"raw_len {raw} does not fit {count} events", n)
             if codec == L.CODEC_RAW and stored != raw:
                 raise self._fail(off, f"raw chunk with stored_len {stored} != raw_len {raw}", n)

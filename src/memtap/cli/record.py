@@ -80,6 +80,9 @@ def summarize(path: Path) -> tuple[str, bool]:
 
     trace = open_trace(path)
     scan = trace.scan()
+    if scan.chunks == 0:
+        path.unlink()
+        return f"memtap: no trace written: QEMU stopped before the plugin recorded anything ({path} removed)", False
     if trace.truncated or not trace.end:
         return (f"memtap: {path} is truncated: its {scan.chunks} whole chunks ({scan.events} events) "
                 "are readable, the rest was lost", False)
