@@ -47,17 +47,26 @@ int mt_buffers_init(unsigned nbuffers, size_t events_per_buffer)
     return 0;
 }
 
+/* The oldest full buffer, taken off the queue (NULL if none); call with the lock held. */
+static struct mt_buffer *pop_full_locked(void)
+{
+    struct mt_buffer *b = full_head;
+    if (b) {
+        full_head = b->next;
+        if (!full_head) {
+            full_tail = NULL;
+        }
+    }
+    return b;
+}
+
 /* A vCPU that finds no free buffer does the sink's work on the oldest full one instead of idling. */
 struct mt_buffer *mt_buffer_get(unsigned vcpu)
 {
     pthread_mutex_lock(&lock);
     while (!free_list) {
-        struct mt_buffer *full = full_head;
+        struct mt_buffer *full = pop_full_locked();
         if (full) {
-            full_head = full->next;
-            if (!full_head) {
-                full_tail = NULL;
-            }
             pthread_mutex_unlock(&lock);
             mt_sink_process(full);
             pthread_mutex_lock(&lock);
@@ -95,13 +104,7 @@ struct mt_buffer *mt_buffer_next_full(void)
     while (!full_head && !closing) {
         pthread_cond_wait(&filled, &lock);
     }
-    struct mt_buffer *b = full_head;
-    if (b) {
-        full_head = b->next;
-        if (!full_head) {
-            full_tail = NULL;
-        }
-    }
+    struct mt_buffer *b = pop_full_locked();
     pthread_mutex_unlock(&lock);
     return b;
 }
