@@ -197,3 +197,25 @@ def test_qemu_failing_at_start_leaves_no_file(tmp_path):
     assert proc.returncode == 1
     assert "no trace written" in proc.stderr
     assert not trace_path.exists()
+
+
+def test_hardware_accelerator_is_refused(tmp_path):
+    for accel in (["-enable-kvm"], ["-accel", "kvm"], ["-M", "virt,accel=kvm:tcg"]):
+        proc = memtap("record", "-o", str(tmp_path / "t"), "--", "qemu-system-riscv64", *accel)
+        assert proc.returncode == 1
+        assert "memtap traces TCG only" in one_line(proc.stderr)
+    proc = memtap("record", "-o", str(tmp_path / "t"), "--", "qemu-system-riscv64", "-daemonize")
+    assert proc.returncode == 1 and "remove -daemonize" in one_line(proc.stderr)
+    from memtap.record import hardware_accelerator
+
+    assert hardware_accelerator(["qemu-system-riscv64", "-accel", "tcg,thread=single", "-M", "virt"]) is None
+
+
+def test_relative_output_path_is_passed_absolute(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "memtap.cli.main", "record", "-o", "rel.trace", "--",
+         *qemu_command("riscv64", guest("riscv64", "seq"))],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert mt.open(tmp_path / "rel.trace").complete

@@ -44,7 +44,7 @@ class RecordOptions:
     def plugin_args(self) -> dict[str, str]:
         args = {"sink": self.sink, "events": "+".join(self.events), "addr": self.addresses}
         if self.out is not None:
-            args["out"] = str(self.out)
+            args["out"] = str(Path(self.out).absolute())  # whatever directory QEMU runs in
             args["append"] = "on"  # the header is already written (write_header)
         if self.start_on_marker:
             args["start_on_marker"] = "on"
@@ -94,10 +94,31 @@ def metadata(command: list[str], emu: qemu.Emulator, options: RecordOptions) -> 
     }
 
 
+def hardware_accelerator(command: list[str]) -> str | None:
+    """The accelerator other than TCG that the command asks for, if any: plugins see only TCG's code."""
+    for i, arg in enumerate(command):
+        if arg in ("-enable-kvm", "--enable-kvm"):
+            return "kvm"
+        value = command[i + 1] if arg in ("-accel", "--accel", "-machine", "-M") and i + 1 < len(command) else ""
+        if arg in ("-accel", "--accel"):
+            name = value.split(",")[0]
+            if name and name != "tcg":
+                return name
+        for part in value.split(","):
+            if part.startswith("accel=") and not part[6:].startswith("tcg"):
+                return part[6:].split(":")[0]
+    return None
+
+
 def run(command: list[str], options: RecordOptions) -> RecordResult:
     """Runs QEMU to completion with the plugin; QEMU keeps the terminal (its console stays visible)."""
     if not command:
         raise UserError("no QEMU command given (memtap record -o TRACE -- qemu-system-ARCH ...)")
+    if "-daemonize" in command or "--daemonize" in command:
+        raise UserError("memtap record waits for QEMU and then checks the trace: remove -daemonize")
+    accel = hardware_accelerator(command)
+    if accel:
+        raise UserError(f"the QEMU command asks for {accel}; memtap traces TCG only: remove that accelerator option")
     emu = qemu.require(command[0])
     lib = qemu.plugin_path()
     if options.sink == "file":
