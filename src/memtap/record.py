@@ -14,7 +14,7 @@ import signal
 import socket
 import struct
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from memtap import __version__, qemu
@@ -39,7 +39,6 @@ class RecordOptions:
     zstd_level: int = 3
     buffers: int = 0
     buffer_events: int = 0
-    extra: dict[str, str] = field(default_factory=dict)
 
     def plugin_args(self) -> dict[str, str]:
         args = {"sink": self.sink, "events": "+".join(self.events), "addr": self.addresses}
@@ -58,7 +57,7 @@ class RecordOptions:
             args["buffers"] = str(self.buffers)
         if self.buffer_events:
             args["buffer_events"] = str(self.buffer_events)
-        return {**args, **self.extra}
+        return args
 
 
 @dataclass
