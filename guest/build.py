@@ -43,16 +43,22 @@ def _discover_arches():
 
 
 def _discover_programs():
+    """BASE_PROGRAMS, then portable programs/*.c, then programs that exist for some arches only (<arch>/NAME.S
+    that is not a platform source)."""
     progs = list(BASE_PROGRAMS)
-    if PROGRAMS_DIR.is_dir():
-        for p in sorted(PROGRAMS_DIR.glob("*.c")):
-            if p.stem not in progs:
-                progs.append(p.stem)
+    candidates = sorted(PROGRAMS_DIR.glob("*.c")) if PROGRAMS_DIR.is_dir() else []
+    for arch in _discover_arches():
+        platform = set(arch_config(arch).get("platform_sources", ["start.S", "platform.c"]))
+        candidates += [p for p in sorted((GUEST / arch).glob("*.S")) if p.name not in platform]
+    for p in candidates:
+        if p.stem not in progs:
+            progs.append(p.stem)
     return progs
 
 
-ARCHES = _discover_arches()
-PROGRAMS = _discover_programs()
+def has_program(arch, program):
+    """Whether program has a source for arch (portable C, or the arch's own assembly)."""
+    return (PROGRAMS_DIR / f"{program}.c").is_file() or (GUEST / arch / f"{program}.S").is_file()
 
 
 def arch_config(arch):
@@ -61,6 +67,10 @@ def arch_config(arch):
         raise BuildError(f"unknown arch {arch!r} (no {path})")
     with open(path) as f:
         return json.load(f)
+
+
+ARCHES = _discover_arches()
+PROGRAMS = _discover_programs()
 
 
 def _tool(name):
@@ -143,7 +153,7 @@ def _plan_arch(arch, programs, force):
     links = []
     lld = _tool("ld.lld")
     ldscript = adir / "link.ld"
-    for prog in programs:
+    for prog in (p for p in programs if has_program(arch, p)):
         extra = cfg.get("program_cflags", {}).get(prog, [])
         objs = plat_objs + [obj_for(s, prog, extra) for s in program_sources(arch, prog)]
         elf = BUILD_DIR / arch / f"{prog}.elf"

@@ -152,3 +152,25 @@ def test_cli_on_a_real_trace(tmp_path):
     )
     proc = cli("view", str(trace_path), "--kinds", "marker")
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 1 and "0x1234" in proc.stdout
+
+
+def test_privilege_follows_the_guest_into_user_mode(tmp_path):
+    """RISC-V: machine-mode code mrets into user mode, which ecalls back; each record carries its own level."""
+    from memtap.layout import KIND_FETCH, KIND_STORE, PRIV_USER
+
+    elf = guest("riscv64", "priv")
+    sym = symbols(elf)
+    trace_path = tmp_path / "priv.trace"
+    proc = record(trace_path, "riscv64", "priv", "--start-on-marker")
+    assert proc.returncode == 0, proc.stderr
+    recs = memtap.open(trace_path).records()
+    fetched = recs[recs["kind"] == KIND_FETCH]
+    user = [pc for pc, _ in instructions("riscv64", elf, sym["user_code"], sym["priv_handler"])]
+    assert [int(pc) for pc in fetched["pc"] if pc in user] == user
+    for r in recs:
+        in_user = sym["user_code"] <= r["pc"] < sym["priv_handler"]
+        assert r["priv"] == (PRIV_USER if in_user else PRIV_MACHINE), hex(int(r["pc"]))
+    stores = recs[recs["kind"] == KIND_STORE]
+    word = sym["mt_user_word"]
+    assert [(int(s["vaddr"]), int(s["priv"])) for s in stores] == [
+        (word, PRIV_MACHINE), (word + 4, PRIV_USER), (word + 8, PRIV_MACHINE)]
