@@ -1,5 +1,6 @@
-/* Event buffers: a fixed pool handed from vCPU threads (which fill them) to the sink thread (which writes them)
- * and back. When every buffer is full the filling vCPU waits: the guest is slowed, no record is dropped. */
+/* Event buffers: a fixed pool handed from vCPU threads (which fill them) to the sink (which writes them) and back.
+ * When every buffer is full, the filling vCPU writes full buffers itself until one is free, or waits while the
+ * sink holds them all: the guest is slowed, no record is dropped. */
 #include <pthread.h>
 #include <stdlib.h>
 

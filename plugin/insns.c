@@ -40,12 +40,11 @@ uint32_t mt_insns_add(const struct memtap_insn *insns, uint32_t n)
 }
 
 /* Returns a malloc'd copy of the entries added since the previous call (NULL when none). */
-struct memtap_insn *mt_insns_take(uint32_t *count, uint32_t *all)
+struct memtap_insn *mt_insns_take(uint32_t *count)
 {
     pthread_mutex_lock(&lock);
     struct memtap_insn *copy = NULL;
     *count = pending;
-    *all = total;
     if (pending) {
         copy = malloc(pending * sizeof(*copy));
         if (copy) {

@@ -147,7 +147,7 @@ static inline void mt_emit(struct mt_vcpu *v, uint8_t kind, uint8_t flags, uint1
 
 /* insns.c: the growing instruction table that the sink writes out. */
 MT_LOCAL uint32_t mt_insns_add(const struct memtap_insn *insns, uint32_t n);
-MT_LOCAL struct memtap_insn *mt_insns_take(uint32_t *count, uint32_t *total);
+MT_LOCAL struct memtap_insn *mt_insns_take(uint32_t *count);
 
 /* sink.c */
 MT_LOCAL int mt_sink_open(const char *info_json);

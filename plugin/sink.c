@@ -112,7 +112,7 @@ static size_t compress_pieces(struct packer *k, const struct piece *p, int np, s
     return out.pos;
 }
 
-/* A chunk ready to write: its header (all but seq and crc final) and its stored payload pieces. */
+/* A chunk ready to write: its header (final but for seq, set when written) and its stored payload pieces. */
 struct prepared {
     struct memtap_chunk_header h;
     struct piece p[10];
@@ -171,29 +171,28 @@ static void emit_chunk(struct prepared *c)
 }
 
 /* Small chunks (JSON, instruction tables) are prepared and written in one go; call with write_lock held. */
-static void write_chunk(uint16_t type, uint16_t vcpu, const struct piece *p, int np, uint64_t count)
+static void write_chunk(uint16_t type, const void *data, size_t len, uint64_t count)
 {
     if (write_errno || mt_cfg.sink != MT_SINK_FILE) {
         return;
     }
+    struct piece p = {data, len};
     struct prepared c;
-    prepare_chunk(&small_packer, &c, type, vcpu, p, np, count);
+    prepare_chunk(&small_packer, &c, type, 0, &p, 1, count);
     emit_chunk(&c);
 }
 
 static void write_json_chunk(uint16_t type, const char *json)
 {
-    struct piece p = {json, strlen(json)};
-    write_chunk(type, 0, &p, 1, 0);
+    write_chunk(type, json, strlen(json), 0);
 }
 
 static void write_pending_insns(void)
 {
-    uint32_t n, total;
-    struct memtap_insn *insns = mt_insns_take(&n, &total);
+    uint32_t n;
+    struct memtap_insn *insns = mt_insns_take(&n);
     if (insns) {
-        struct piece p = {insns, n * sizeof(*insns)};
-        write_chunk(MEMTAP_CHUNK_INSNS, 0, &p, 1, n);
+        write_chunk(MEMTAP_CHUNK_INSNS, insns, n * sizeof(*insns), n);
         free(insns);
     }
 }
@@ -208,7 +207,8 @@ void mt_sink_process(struct mt_buffer *b)
             {b->icount, 2 * b->n}, {b->pos, 2 * b->n}, {b->vaddr, 8 * b->m}, {b->paddr, 8 * b->m},
             {b->icount_wide, 8 * b->wi}, {b->pos_wide, 8 * b->wp},
         };
-        prepare_chunk(&packer, &c, MEMTAP_CHUNK_EVENTS, (uint16_t)b->vcpu, cols, 10, b->n);
+        prepare_chunk(&packer, &c, MEMTAP_CHUNK_EVENTS, (uint16_t)b->vcpu, cols, (int)(sizeof(cols) / sizeof(cols[0])),
+                      b->n);
     }
     pthread_mutex_lock(&write_lock);
     while (b->ticket != next_ticket) {

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import signal
 import socket
 import struct
@@ -128,7 +127,7 @@ def run(command: list[str], options: RecordOptions) -> RecordResult:
     # Ctrl-C reaches QEMU too (same process group); memtap waits for it to shut down and flush the trace.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        proc = subprocess.Popen(full, env=os.environ.copy())
+        proc = subprocess.Popen(full)
         returncode = proc.wait()
     except OSError as exc:
         raise UserError(f"cannot run {full[0]}: {exc.strerror}") from None

@@ -97,8 +97,6 @@ def run(args: argparse.Namespace) -> int:
     command = list(args.qemu)
     if command and command[0] == "--":
         command = command[1:]
-    if not command:
-        raise UserError("no QEMU command given (memtap record -o TRACE -- qemu-system-ARCH ...)")
     if args.zstd < -7 or args.zstd > 19:
         raise UserError(f"--zstd {args.zstd}: the level must be in -7..19")
     options = RecordOptions(
