@@ -14,6 +14,11 @@ PLUGIN_SOURCES = [
     "plugin/insns.c",
     "plugin/sink.c",
     "plugin/arch.c",
+    "plugin/ring.c",
+    "plugin/counts.c",
+    "plugin/decode.c",
+    "plugin/mmu.c",
+    "plugin/regs.c",
 ]
 
 
@@ -34,4 +39,12 @@ plugin = Extension(
     extra_link_args=["-flto", "-O2"],
 )
 
-setup(ext_modules=[plugin], cmdclass={"build_ext": BuildPlugin})
+# The cache simulator's core: a plain shared library that memtap.cachesim loads with ctypes.
+cachesim = Extension(
+    "memtap.cachesim.libcachesim",
+    sources=["src/memtap/cachesim/core.c", "src/memtap/cachesim/tables.c"],
+    depends=["src/memtap/cachesim/core.h", "src/memtap/cachesim/tables.h"],
+    extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
+)
+
+setup(ext_modules=[plugin, cachesim], cmdclass={"build_ext": BuildPlugin})

@@ -152,7 +152,7 @@ def _plan_arch(arch, programs, force):
 
     links = []
     lld = _tool("ld.lld")
-    ldscript = adir / "link.ld"
+    ldscript = adir / cfg.get("link_script", "link.ld")
     for prog in (p for p in programs if has_program(arch, p)):
         extra = cfg.get("program_cflags", {}).get(prog, [])
         objs = plat_objs + [obj_for(s, prog, extra) for s in program_sources(arch, prog)]

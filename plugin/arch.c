@@ -11,13 +11,23 @@ typedef bool (*marker_fn)(const uint8_t *b, size_t size, int16_t *op, uint16_t *
 struct arch {
     const char *target;      /* QEMU target name */
     const char *reg;         /* register read for the privilege level */
+    bool big_endian;         /* byte order of that register as QEMU returns it (the target's) */
     priv_decode_fn priv;
     marker_fn marker;
 };
 
+/* The privilege register as last read by this thread: read when a block is translated, before its markers are
+ * decoded, so the Arm decoder knows the block's instruction set (CPSR.T). */
+static __thread uint64_t tb_reg;
+
 static uint32_t le32(const uint8_t *b)
 {
     return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static uint32_t be32(const uint8_t *b)
+{
+    return (uint32_t)b[3] | (uint32_t)b[2] << 8 | (uint32_t)b[1] << 16 | (uint32_t)b[0] << 24;
 }
 
 static uint8_t priv_x86(uint64_t cs)
@@ -44,6 +54,29 @@ static uint8_t priv_riscv(uint64_t priv)
     default:
         return MEMTAP_PRIV_UNKNOWN;
     }
+}
+
+/* CPSR.M: usr = user; svc, irq, fiq, abt, und, sys = supervisor; hyp = hypervisor; mon = machine. */
+static uint8_t priv_arm(uint64_t cpsr)
+{
+    switch (cpsr & 0x1f) {
+    case 0x10:
+        return MEMTAP_PRIV_USER;
+    case 0x11: case 0x12: case 0x13: case 0x17: case 0x1b: case 0x1f:
+        return MEMTAP_PRIV_SUPERVISOR;
+    case 0x1a:
+        return MEMTAP_PRIV_HYPERVISOR;
+    case 0x16:
+        return MEMTAP_PRIV_MACHINE;
+    default:
+        return MEMTAP_PRIV_UNKNOWN;
+    }
+}
+
+/* MSR[PR] (0x4000): problem state = user, else supervisor. */
+static uint8_t priv_ppc(uint64_t msr)
+{
+    return msr & 0x4000 ? MEMTAP_PRIV_USER : MEMTAP_PRIV_SUPERVISOR;
 }
 
 /* nopl disp32(%eax): 0f 1f 80 <disp32>, disp32 = 0x4d54xxxx (control) or 0x4d4bxxxx (mark). */
@@ -111,12 +144,68 @@ static bool marker_riscv(const uint8_t *b, size_t size, int16_t *op, uint16_t *a
     return false;
 }
 
+/* pli [rn, #+/-imm12]: A32 0xf4[5d]nfiii; Thumb-2 T1 0xf99n 0xfiii (+imm12), T2 0xf91n 0xfcii (-imm8). The block's
+ * CPSR.T says which set; the two do not overlap as bytes, but a Thumb BL can look like the A32 form. */
+static bool marker_arm(const uint8_t *b, size_t size, int16_t *op, uint16_t *arg)
+{
+    if (size != 4) {
+        return false;
+    }
+    uint32_t w;
+    unsigned imm;
+    if (tb_reg & 0x20) {
+        w = (uint32_t)(b[0] | b[1] << 8) << 16 | (uint32_t)(b[2] | b[3] << 8);
+        if (w >= 0xf910fc50u && w <= 0xf910fc55u) {
+            *op = (int16_t)(w - 0xf910fc50u);
+            return true;
+        }
+        if ((w & 0xfff0f000u) != 0xf990f000u) {
+            return false;
+        }
+    } else {
+        w = le32(b);
+        imm = w & 0xfff;
+        if ((w & 0xfffff000u) == 0xf450f000u && imm >= 0x4d0 && imm <= 0x4d5) {
+            *op = (int16_t)(imm - 0x4d0);
+            return true;
+        }
+        if ((w & 0xfff0f000u) != 0xf4d0f000u) {
+            return false;
+        }
+    }
+    *op = MT_MARKER_MARK;
+    *arg = (uint16_t)(((w >> 16) & 0xf) << 12 | (w & 0xfff));
+    return true;
+}
+
+/* twi 0, ra, si (never traps): control ra = r0, si = 0x4d50 + op; mark ra = r1, si = n. Big-endian. */
+static bool marker_ppc(const uint8_t *b, size_t size, int16_t *op, uint16_t *arg)
+{
+    if (size != 4) {
+        return false;
+    }
+    uint32_t w = be32(b);
+    unsigned si = w & 0xffff;
+    if (w >> 16 == 0x0c00 && si >= 0x4d50 && si <= 0x4d55) {
+        *op = (int16_t)(si - 0x4d50);
+        return true;
+    }
+    if (w >> 16 == 0x0c01) {
+        *op = MT_MARKER_MARK;
+        *arg = (uint16_t)si;
+        return true;
+    }
+    return false;
+}
+
 static const struct arch arches[] = {
-    {"x86_64", "cs", priv_x86, marker_x86},
-    {"i386", "cs", priv_x86, marker_x86},
-    {"aarch64", "cpsr", priv_aarch64, marker_aarch64},
-    {"riscv64", "priv", priv_riscv, marker_riscv},
-    {"riscv32", "priv", priv_riscv, marker_riscv},
+    {"x86_64", "cs", false, priv_x86, marker_x86},
+    {"i386", "cs", false, priv_x86, marker_x86},
+    {"aarch64", "cpsr", false, priv_aarch64, marker_aarch64},
+    {"riscv64", "priv", false, priv_riscv, marker_riscv},
+    {"riscv32", "priv", false, priv_riscv, marker_riscv},
+    {"arm", "cpsr", false, priv_arm, marker_arm},
+    {"ppc", "msr", true, priv_ppc, marker_ppc},
 };
 
 static const struct arch *arch;
@@ -172,7 +261,11 @@ uint8_t mt_arch_priv(void)
         return MEMTAP_PRIV_UNKNOWN;
     }
     uint64_t v = 0;
-    memcpy(&v, reg_buf->data, (size_t)n);   /* target byte order = host byte order on little-endian hosts */
+    for (int i = 0; i < n; i++) {
+        unsigned at = arch->big_endian ? (unsigned)i : (unsigned)(n - 1 - i);
+        v = v << 8 | reg_buf->data[at];
+    }
+    tb_reg = v;
     return arch->priv(v);
 }
 

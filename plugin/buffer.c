@@ -42,6 +42,9 @@ int mt_buffers_init(unsigned nbuffers, size_t events_per_buffer)
             !b->icount_wide || !b->pos_wide) {
             return -1;
         }
+        if (mt_cfg.values && (!(b->value = column(8)) || !(b->value_hi = column(8)))) {
+            return -1;
+        }
         b->next = free_list;
         free_list = b;
     }
@@ -78,7 +81,7 @@ struct mt_buffer *mt_buffer_get(unsigned vcpu)
     struct mt_buffer *b = free_list;
     free_list = b->next;
     pthread_mutex_unlock(&lock);
-    b->n = b->m = b->wi = b->wp = 0;
+    b->n = b->m = b->wi = b->wp = b->wv = 0;
     b->vcpu = vcpu;
     b->next = NULL;
     return b;
@@ -143,6 +146,7 @@ void mt_vcpu_flush(struct mt_vcpu *v)
         v->buf->m = v->m;
         v->buf->wi = v->wi;
         v->buf->wp = v->wp;
+        v->buf->wv = v->wv;
         if (v->n) {
             mt_buffer_submit(v->buf);
         } else {
@@ -150,7 +154,7 @@ void mt_vcpu_flush(struct mt_vcpu *v)
         }
         v->buf = NULL;
     }
-    v->n = v->m = v->wi = v->wp = v->cap = 0;
+    v->n = v->m = v->wi = v->wp = v->wv = v->cap = 0;
     v->last_icount = v->last_pos = 0;
 }
 

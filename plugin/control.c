@@ -3,11 +3,15 @@
  * Fetch records are produced lazily: a vCPU accounts for the instructions of its current block when something
  * needs them in order (a data access, a marker, the next block). That keeps the per-instruction cost to one
  * inline store (see hooks.c) and still yields exactly one fetch record per started instruction. */
+#include <time.h>
+
 #include "memtap_plugin.h"
 
 #include "../guest/include/memtap.h"
 
 MT_LOCAL _Atomic unsigned mt_trace_on;
+MT_LOCAL _Atomic bool mt_mark_pending;
+static _Atomic uint64_t mark_value;
 static _Atomic uint64_t next_pos;
 static _Atomic uint64_t insns_left;   /* remaining --max-insns budget; unused when max_insns is 0 */
 
@@ -113,5 +117,51 @@ void mt_marker(struct mt_vcpu *v, const struct mt_insn_info *ii)
     }
     if (mt_cfg.max_insns && atomic_load(&insns_left) == 0) {
         atomic_store(&mt_trace_on, 0);   /* an exhausted budget is final */
+    }
+}
+
+/* A control-channel marker lands on the first traced vCPU to enter a block while tracing is on: pc is that
+ * block's first instruction, icount the instructions the vCPU completed before it. */
+void mt_take_mark(struct mt_vcpu *v, const struct mt_insn_info *ii)
+{
+    if (v->traced && atomic_load_explicit(&mt_trace_on, memory_order_relaxed) &&
+        atomic_exchange(&mt_mark_pending, false)) {
+        mt_emit_mark(v, ii, atomic_load(&mark_value));
+    }
+}
+
+/* Places a marker and waits (at most a second) until a vCPU has taken it. */
+static unsigned command_mark(uint64_t value)
+{
+    if (!atomic_load(&mt_trace_on)) {
+        return MEMTAP_RING_ERR_OFF;
+    }
+    atomic_store(&mark_value, value);
+    atomic_store(&mt_mark_pending, true);
+    for (int waited = 0; waited < 1000 && atomic_load(&mt_mark_pending); waited++) {
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    /* Withdraw it if still pending: a marker that lands later than its command returned would mislead. */
+    return atomic_exchange(&mt_mark_pending, false) ? MEMTAP_RING_ERR_BUSY : MEMTAP_RING_OK;
+}
+
+/* Run-time control from the ring's control channel (ring.c); a spent --max-insns budget stays final. */
+unsigned mt_control_command(unsigned cmd, uint64_t arg)
+{
+    switch (cmd) {
+    case MEMTAP_RING_CMD_START:
+        if (mt_cfg.max_insns && atomic_load(&insns_left) == 0) {
+            return MEMTAP_RING_ERR_BUDGET;
+        }
+        atomic_fetch_or(&mt_trace_on, mt_cfg.events);
+        return MEMTAP_RING_OK;
+    case MEMTAP_RING_CMD_STOP:
+        atomic_store(&mt_trace_on, 0);
+        return MEMTAP_RING_OK;
+    case MEMTAP_RING_CMD_MARK:
+        return command_mark(arg);
+    default:
+        return MEMTAP_RING_ERR_COMMAND;
     }
 }

@@ -85,6 +85,7 @@ static void on_tb_exec(unsigned vcpu, void *udata)
     v->tb = udata;
     v->done = 0;
     *p = 0;
+    mt_poll_mark(v, (const struct mt_insn_info *)(v->tb + 1));
 }
 
 static void on_mem(unsigned vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata)
@@ -94,6 +95,7 @@ static void on_mem(unsigned vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, vo
     if (data_only) {
         v->icount = inline_icount(vcpu);
         v->insn_on = v->traced ? atomic_load_explicit(&mt_trace_on, memory_order_relaxed) : 0;
+        mt_poll_mark(v, ii);
     } else if ((uint32_t)ii->idx + 1 > v->done) {
         mt_account(v, ii->idx + 1u);
     }
@@ -112,7 +114,51 @@ static void on_mem(unsigned vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, vo
     }
     mt_emit(v, MEMTAP_EV_DATA, flags, 1, ii->id, v->icount, mt_take_pos(1),
             (mt_cfg.addr & MT_ADDR_VIRTUAL) ? vaddr : 0, paddr);
+    if (mt_cfg.values) {
+        qemu_plugin_mem_value val = qemu_plugin_mem_get_value(info);
+        switch (val.type) {
+        case QEMU_PLUGIN_MEM_VALUE_U8: mt_emit_value(v, val.data.u8, false, 0); break;
+        case QEMU_PLUGIN_MEM_VALUE_U16: mt_emit_value(v, val.data.u16, false, 0); break;
+        case QEMU_PLUGIN_MEM_VALUE_U32: mt_emit_value(v, val.data.u32, false, 0); break;
+        case QEMU_PLUGIN_MEM_VALUE_U64: mt_emit_value(v, val.data.u64, false, 0); break;
+        default: mt_emit_value(v, val.data.u128.low, (flags & MEMTAP_EVF_SIZE_MASK) == 4, val.data.u128.high);
+        }
+    }
     v->records[store ? 2 : 1]++;
+}
+
+/* A cache-maintenance or prefetch instruction: QEMU reports no access for it, so its record comes from here. */
+struct mt_cmo_info {
+    const struct mt_insn_info *ii;
+    uint64_t pc;
+    struct mt_ea ea;
+    uint8_t granularity;
+};
+
+static void on_cmo(unsigned vcpu, void *udata)
+{
+    struct mt_vcpu *v = &mt_vcpus[vcpu];
+    const struct mt_cmo_info *c = udata;
+    if (data_only) {
+        v->icount = inline_icount(vcpu);
+        v->insn_on = v->traced ? atomic_load_explicit(&mt_trace_on, memory_order_relaxed) : 0;
+    } else if ((uint32_t)c->ii->idx + 1 > v->done) {
+        mt_account(v, c->ii->idx + 1u);
+    }
+    if (!(v->insn_on & MT_TRACE_DATA)) {
+        return;
+    }
+    uint64_t ea = 0;
+    uint8_t flags = 0;
+    if (c->ea.kind != MT_EA_NONE && mt_decode_ea(&c->ea, c->pc, &ea)) {
+        flags |= MEMTAP_EVF_CMO_ADDR;
+        if (c->granularity == MEMTAP_CMO_SET_WAY) {
+            uint8_t level = (uint8_t)(((ea >> 1) & 7) + 1);
+            flags |= level <= 3 ? (uint8_t)(level << 1) : 0;
+        }
+    }
+    mt_emit(v, MEMTAP_EV_CMO, flags, 1, c->ii->id, v->icount, mt_take_pos(1), ea, 0);
+    v->records[MT_REC_CMO]++;
 }
 
 static void on_marker(unsigned vcpu, void *udata)
@@ -138,8 +184,13 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         abort();
     }
     struct mt_insn_info *ii = (struct mt_insn_info *)(t + 1);
+    struct mt_insn_class *cls = calloc(n ? n : 1, sizeof(*cls));
+    if (!cls) {
+        abort();
+    }
     t->n = (uint16_t)n;
     t->priv = mt_arch_priv();
+    uint8_t phys = (mt_cfg.addr & MT_ADDR_PHYSICAL) && mt_mmu_fetch_untranslated(t->priv) ? MEMTAP_INSN_PHYS : 0;
     for (size_t i = 0; i < n; i++) {
         struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
         uint8_t bytes[16];
@@ -148,16 +199,34 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         rows[i].vaddr = qemu_plugin_insn_vaddr(insn);
         rows[i].size = (uint8_t)size;
         rows[i].priv = t->priv;
+        rows[i].flags = phys;
         ii[i].tb = t;
         ii[i].idx = (uint16_t)i;
         ii[i].marker_op = -1;
         ii[i].marker_arg = 0;
         if (got == size && mt_arch_marker(bytes, size, &ii[i].marker_op, &ii[i].marker_arg)) {
             rows[i].flags |= MEMTAP_INSN_MARKER;
+        } else {
+            enum mt_decoded d = got == size ? mt_decode(bytes, size, &cls[i]) : MT_DEC_UNKNOWN;
+            if (d == MT_DEC_SPECIAL) {
+                rows[i].flags |= cls[i].flags;
+                rows[i].cmo = cls[i].cmo;
+            } else if (d == MT_DEC_UNKNOWN) {
+                atomic_fetch_add_explicit(&mt_undecoded, 1, memory_order_relaxed);   /* traced as plain */
+            }
         }
+    }
+    if (n) {
+        rows[0].flags |= MEMTAP_INSN_BLOCK;
     }
     t->first_id = mt_insns_add(rows, (uint32_t)n);
     free(rows);
+    if (mt_cfg.counts) {
+        mt_counts_tb(tb, t->first_id, (uint16_t)n);
+        free(t);
+        free(cls);
+        return;
+    }
 
     qemu_plugin_u64 prog = {progress, offsetof(struct mt_slot, progress)};
     qemu_plugin_u64 count = {progress, offsetof(struct mt_slot, icount)};
@@ -182,10 +251,20 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         if (ii[i].marker_op >= 0) {
             qemu_plugin_register_vcpu_insn_exec_cb(insn, on_marker, QEMU_PLUGIN_CB_NO_REGS, &ii[i]);
         }
+        if ((cls[i].flags & MEMTAP_INSN_CMO) && rw) {
+            struct mt_cmo_info *c = malloc(sizeof(*c));
+            if (!c) {
+                abort();
+            }
+            *c = (struct mt_cmo_info){&ii[i], qemu_plugin_insn_vaddr(insn), cls[i].ea,
+                                      MEMTAP_CMO_GRANULARITY(cls[i].cmo)};
+            qemu_plugin_register_vcpu_insn_exec_cb(insn, on_cmo, QEMU_PLUGIN_CB_R_REGS, c);
+        }
         if (rw) {
             qemu_plugin_register_vcpu_mem_cb(insn, on_mem, QEMU_PLUGIN_CB_NO_REGS, rw, &ii[i]);
         }
     }
+    free(cls);
 }
 
 static void on_flush(qemu_plugin_id_t id)
@@ -199,6 +278,8 @@ static void on_vcpu_init(qemu_plugin_id_t id, unsigned vcpu)
     (void)id;
     refresh_progress();
     mt_arch_vcpu_init();
+    mt_decode_vcpu_init();
+    mt_mmu_vcpu_init();
     if (vcpu < mt_max_vcpus) {
         mt_vcpus[vcpu].traced = vcpu >= 64 ? mt_cfg.vcpu_mask == ~0ull : (mt_cfg.vcpu_mask >> vcpu) & 1;
     }
@@ -226,11 +307,23 @@ static void on_vcpu_exit(qemu_plugin_id_t id, unsigned vcpu)
     }
 }
 
+static uint64_t count_totals[3];   /* counts mode: block entries, loads, stores */
+
 static char *end_json(void)
 {
-    uint64_t rec[4] = {0}, icount = 0;
+    if (mt_cfg.counts) {
+        char *s = malloc(256);
+        if (s) {
+            snprintf(s, 256,
+                     "{\"complete\": true, \"block_entries\": %" PRIu64 ", \"loads\": %" PRIu64
+                     ", \"stores\": %" PRIu64 ", \"dropped\": 0, \"priv_source\": \"%s\"}",
+                     count_totals[0], count_totals[1], count_totals[2], mt_arch_priv_source());
+        }
+        return s;
+    }
+    uint64_t rec[5] = {0}, icount = 0;
     for (unsigned i = 0; i < mt_max_vcpus; i++) {
-        for (int k = 0; k < 4; k++) {
+        for (int k = 0; k < 5; k++) {
             rec[k] += mt_vcpus[i].records[k];
         }
         icount += mt_vcpus[i].icount;
@@ -239,9 +332,11 @@ static char *end_json(void)
     if (s) {
         snprintf(s, 512,
                  "{\"complete\": true, \"events\": %" PRIu64 ", \"records\": {\"fetch\": %" PRIu64
-                 ", \"load\": %" PRIu64 ", \"store\": %" PRIu64 ", \"marker\": %" PRIu64
-                 "}, \"executed_insns\": %" PRIu64 ", \"dropped\": 0, \"priv_source\": \"%s\"}",
-                 mt_sink_events_written(), rec[0], rec[1], rec[2], rec[3], icount, mt_arch_priv_source());
+                 ", \"load\": %" PRIu64 ", \"store\": %" PRIu64 ", \"marker\": %" PRIu64 ", \"cmo\": %" PRIu64
+                 "}, \"executed_insns\": %" PRIu64 ", \"dropped\": %" PRIu64 ", \"undecoded_insns\": %" PRIu64
+                 ", \"priv_source\": \"%s\"}",
+                 mt_sink_events_written(), rec[0], rec[1], rec[2], rec[3], rec[4], icount, mt_ring_dropped(),
+                 (uint64_t)mt_undecoded, mt_arch_priv_source());
     }
     return s;
 }
@@ -253,12 +348,19 @@ static void on_qemu_exit(qemu_plugin_id_t id, void *udata)
     /* Usually every vCPU is paused by now. A guest can also end QEMU with exit() from its own vCPU thread
      * (semihosting, a debug-exit device) while other vCPUs still run: stop tracing and let their callbacks in
      * flight finish before their buffers are taken. */
-    atomic_store(&mt_trace_on, 0);
+    unsigned was_on = atomic_exchange(&mt_trace_on, 0);
     if (mt_smp) {
         usleep(10000);
+    } else {
+        /* The only vCPU is this thread or paused: its last block's started instructions are still to be
+         * accounted, under the switches that applied while they ran. */
+        atomic_store(&mt_trace_on, was_on);
     }
     for (unsigned i = 0; i < mt_max_vcpus; i++) {
         flush_vcpu(i);
+    }
+    if (mt_cfg.counts) {
+        mt_counts_finish(count_totals);
     }
     mt_sink_close(end_json);
     if (mt_sink_error()) {
@@ -337,6 +439,10 @@ static int parse_arg(const char *arg)
         } else {
             return -1;
         }
+    } else if (KEY("values")) {
+        mt_cfg.values = !strcmp(v, "on");
+    } else if (KEY("counts")) {
+        mt_cfg.counts = !strcmp(v, "on");
     } else if (KEY("append")) {
         mt_cfg.append = !strcmp(v, "on");
     } else if (KEY("start_on_marker")) {
@@ -356,7 +462,7 @@ static int parse_arg(const char *arg)
         mt_cfg.zstd_level = (int)strtol(v, &end, 10);
         return *end || mt_cfg.zstd_level > 19 || mt_cfg.zstd_level < -7 ? -1 : 0;
     } else {
-        return -1;
+        return mt_ring_arg(arg, klen, v) == 0 ? 0 : -1;
     }
 #undef KEY
     return 0;
@@ -383,8 +489,17 @@ MT_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, 
         fprintf(stderr, "memtap: no output file (out=PATH)\n");
         return -1;
     }
+    if (mt_cfg.counts && (mt_ring_enabled || mt_cfg.start_on_marker || mt_cfg.max_insns ||
+                          mt_cfg.events != MT_TRACE_ALL ||
+                          mt_cfg.vcpu_mask != ~0ull || mt_cfg.sink != MT_SINK_FILE)) {
+        fprintf(stderr, "memtap: counts mode counts every vCPU's whole run into a file; it takes no event, "
+                        "vCPU, marker, instruction-limit or ring options\n");
+        return -1;
+    }
     snprintf(target, sizeof(target), "%s", info->target_name);
     api_version = info->version.cur;
+    mt_decode_init(target);   /* an unknown target decodes nothing: every instruction is plain */
+    mt_mmu_init(target);
     if (mt_arch_init(target) != 0) {
         fprintf(stderr, "memtap: note: no privilege decoding or markers for target %s\n", target);
     }
@@ -418,13 +533,15 @@ MT_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, 
     char info_json[768];
     snprintf(info_json, sizeof(info_json),
              "{\"target\": \"%s\", \"api_version\": %d, \"smp_vcpus\": %d, \"max_vcpus\": %d, "
-             "\"events\": [%s], \"addresses\": \"%s\", \"fetch_paddr\": false, \"start_on_marker\": %s, "
+             "\"events\": [%s], \"addresses\": \"%s\", \"fetch_paddr\": \"untranslated\", \"start_on_marker\": %s, "
              "\"max_insns\": %" PRIu64 ", \"vcpu_mask\": %" PRIu64 ", \"buffer_events\": %u, \"buffers\": %u, "
-             "\"zstd_level\": %d, \"sink\": \"%s\"}",
+             "\"zstd_level\": %d, \"sink\": \"%s\", \"mode\": \"%s\", \"values\": %s}",
              target, api_version, info->system.smp_vcpus, info->system.max_vcpus, events, addr_name(),
              mt_cfg.start_on_marker ? "true" : "false", mt_cfg.max_insns, mt_cfg.vcpu_mask, mt_cfg.buffer_events,
-             nbuf, mt_cfg.zstd_level, mt_cfg.sink == MT_SINK_FILE ? "file" : "null");
-    if (mt_sink_open(info_json) != 0) {
+             nbuf, mt_cfg.zstd_level, mt_cfg.sink == MT_SINK_FILE ? "file" : "null",
+             mt_cfg.counts ? "counts" : "records", mt_cfg.values ? "true" : "false");
+    if (mt_sink_open(info_json) != 0 || (mt_cfg.counts && mt_counts_start() != 0) ||
+        (mt_ring_enabled && mt_ring_open() != 0)) {
         return -1;
     }
     qemu_plugin_register_vcpu_init_cb(id, on_vcpu_init);

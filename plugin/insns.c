@@ -12,6 +12,34 @@ static struct memtap_insn *table;   /* entries not yet taken by the sink */
 static uint32_t pending, cap;
 static uint32_t total;               /* ids handed out */
 
+/* With the ring on, every entry is also kept, in pages that never move, for lookups by id without a lock: an
+ * event names only ids whose entries were stored before the event was made. */
+#define PAGE_BITS 16
+static struct memtap_insn *pages[1u << (32 - PAGE_BITS)];
+static bool keep;
+
+void mt_insns_keep(void)
+{
+    keep = true;
+}
+
+const struct memtap_insn *mt_insn_at(uint32_t id)
+{
+    return &pages[id >> PAGE_BITS][id & ((1u << PAGE_BITS) - 1)];
+}
+
+static void keep_entries(const struct memtap_insn *rows, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t id = rows[i].id;
+        struct memtap_insn **page = &pages[id >> PAGE_BITS];
+        if (!*page && !(*page = calloc(1u << PAGE_BITS, sizeof(**page)))) {
+            abort();
+        }
+        (*page)[id & ((1u << PAGE_BITS) - 1)] = rows[i];
+    }
+}
+
 /* Appends n entries, assigning their ids; returns the first id. */
 uint32_t mt_insns_add(const struct memtap_insn *insns, uint32_t n)
 {
@@ -32,6 +60,9 @@ uint32_t mt_insns_add(const struct memtap_insn *insns, uint32_t n)
     memcpy(table + pending, insns, n * sizeof(*insns));
     for (uint32_t i = 0; i < n; i++) {
         table[pending + i].id = first + i;
+    }
+    if (keep) {
+        keep_entries(table + pending, n);
     }
     pending += n;
     total += n;

@@ -35,6 +35,8 @@ struct mt_config {
     unsigned buffer_events;
     int zstd_level;
     bool append;               /* the file already holds memtap record's header */
+    bool counts;               /* counts mode: per-instruction counters instead of records (counts.c) */
+    bool values;               /* data events carry the value loaded or stored (value columns) */
 };
 
 /* Translation-time description of one block; its instructions follow it in memory. */
@@ -60,8 +62,10 @@ struct mt_buffer {
     uint16_t *count, *icount, *pos;
     uint32_t *insn;
     uint64_t *vaddr, *paddr, *icount_wide, *pos_wide;
+    uint64_t *value, *value_hi;   /* with values: one per addressed event; the high halves of 16-byte ones */
     size_t n, m;               /* events, addressed events */
     size_t wi, wp;             /* escaped icount and pos differences */
+    size_t wv;                 /* 16-byte values */
     unsigned vcpu;
     uint64_t ticket;           /* submission order: chunks are written in this order */
     struct mt_buffer *next;
@@ -70,7 +74,7 @@ struct mt_buffer {
 /* Per-vCPU recording state: touched only by that vCPU's thread while it runs. */
 struct mt_vcpu {
     struct mt_buffer *buf;
-    size_t n, m, wi, wp, cap;      /* fill of buf */
+    size_t n, m, wi, wp, wv, cap;  /* fill of buf */
     struct mt_buffer cols;         /* buf's column pointers, copied here to keep the emit path short */
     uint64_t last_icount, last_pos;   /* of the previous event's last record, for the difference columns */
     const struct mt_tb_info *tb;   /* block being executed */
@@ -78,7 +82,7 @@ struct mt_vcpu {
     bool traced;                   /* passes the vCPU filter */
     unsigned insn_on;              /* MT_TRACE_* that apply to the last accounted instruction */
     uint64_t icount;
-    uint64_t records[4];           /* fetch, load, store, marker */
+    uint64_t records[5];           /* fetch, load, store, marker, cmo (MT_REC_*) */
     _Atomic(uint64_t *) progress;  /* this vCPU's scoreboard slot (see hooks.c) */
     qemu_plugin_meminfo_t last_info;
     uint8_t last_flags;
@@ -97,6 +101,17 @@ MT_LOCAL uint32_t mt_budget(uint32_t n);
 MT_LOCAL void mt_account(struct mt_vcpu *v, uint32_t upto);
 MT_LOCAL void mt_marker(struct mt_vcpu *v, const struct mt_insn_info *ii);
 MT_LOCAL void mt_emit_mark(struct mt_vcpu *v, const struct mt_insn_info *ii, uint64_t value);
+MT_LOCAL unsigned mt_control_command(unsigned cmd, uint64_t arg);   /* MEMTAP_RING_CMD_* -> MEMTAP_RING_OK/ERR_* */
+MT_LOCAL void mt_take_mark(struct mt_vcpu *v, const struct mt_insn_info *ii);
+extern MT_LOCAL _Atomic bool mt_mark_pending;   /* a control-channel marker waits for the next vCPU */
+
+/* At block entry (and, when only data is traced, at each access): places a pending control-channel marker. */
+static inline void mt_poll_mark(struct mt_vcpu *v, const struct mt_insn_info *ii)
+{
+    if (__builtin_expect(atomic_load_explicit(&mt_mark_pending, memory_order_relaxed), 0)) {
+        mt_take_mark(v, ii);
+    }
+}
 
 /* buffer.c: fixed pool of event buffers handed between vCPU threads and the sink thread. */
 MT_LOCAL int mt_buffers_init(unsigned nbuffers, size_t events_per_buffer);
@@ -142,12 +157,34 @@ static inline void mt_emit(struct mt_vcpu *v, uint8_t kind, uint8_t flags, uint1
         size_t j = v->m++;
         b->vaddr[j] = vaddr;
         b->paddr[j] = paddr - vaddr;
+        if (mt_cfg.values) {
+            b->value[j] = 0;   /* a data event's caller fills it in (mt_emit_value) */
+        }
+    }
+}
+
+/* Sets the value of the data event just emitted; `hi` only for 16-byte accesses. */
+static inline void mt_emit_value(struct mt_vcpu *v, uint64_t lo, bool wide, uint64_t hi)
+{
+    v->cols.value[v->m - 1] = lo;
+    if (wide) {
+        v->cols.value_hi[v->wv++] = hi;
     }
 }
 
 /* insns.c: the growing instruction table that the sink writes out. */
 MT_LOCAL uint32_t mt_insns_add(const struct memtap_insn *insns, uint32_t n);
 MT_LOCAL struct memtap_insn *mt_insns_take(uint32_t *count);
+MT_LOCAL void mt_insns_keep(void);                          /* keep every entry for mt_insn_at (the ring) */
+MT_LOCAL const struct memtap_insn *mt_insn_at(uint32_t id);
+
+/* ring.c: the live shared-memory ring and its control channel (docs/ring.md). */
+extern MT_LOCAL bool mt_ring_enabled;
+MT_LOCAL int mt_ring_arg(const char *key, size_t klen, const char *value);   /* 1: not a ring option */
+MT_LOCAL int mt_ring_open(void);
+MT_LOCAL void mt_ring_process(const struct mt_buffer *b);
+MT_LOCAL void mt_ring_finish(void);
+MT_LOCAL uint64_t mt_ring_dropped(void);
 
 /* sink.c */
 MT_LOCAL int mt_sink_open(const char *info_json);
@@ -156,6 +193,42 @@ MT_LOCAL uint64_t mt_sink_events_written(void);
 MT_LOCAL void mt_sink_process(struct mt_buffer *b);
 MT_LOCAL uint64_t mt_buffers_submitted(void);
 MT_LOCAL int mt_sink_error(void);
+MT_LOCAL void mt_sink_write_counts(const struct memtap_count *rows, size_t n);
+
+/* decode.c: atomics, exclusives and cache operations, decoded at translation time. */
+enum mt_ea_kind { MT_EA_NONE, MT_EA_REGS, MT_EA_PC, MT_EA_PC_NEXT, MT_EA_SET_WAY };
+struct mt_ea {                 /* seg_base + ((base + (index << scale) + disp) truncated if addr32) */
+    int64_t disp;
+    uint8_t kind;              /* enum mt_ea_kind; MT_EA_PC: pc + disp; MT_EA_PC_NEXT: next pc + disp */
+    int8_t base, index;        /* decoder register numbers, -1: none */
+    uint8_t scale, seg, addr32, next_pc_offset;
+};
+struct mt_insn_class {
+    uint8_t flags;             /* MEMTAP_INSN_ATOMIC, MEMTAP_INSN_EXCLUSIVE, MEMTAP_INSN_CMO */
+    uint8_t cmo;               /* memtap_insn.cmo */
+    struct mt_ea ea;           /* MEMTAP_INSN_CMO: where its address comes from */
+};
+#define MT_REC_CMO 4
+enum mt_decoded { MT_DEC_PLAIN, MT_DEC_SPECIAL, MT_DEC_UNKNOWN };
+MT_LOCAL int mt_decode_init(const char *target);
+MT_LOCAL void mt_decode_vcpu_init(void);
+MT_LOCAL enum mt_decoded mt_decode(const uint8_t *bytes, size_t size, struct mt_insn_class *c);
+extern MT_LOCAL _Atomic uint64_t mt_undecoded;   /* instructions whose bytes or encoding could not be decoded */
+MT_LOCAL bool mt_decode_ea(const struct mt_ea *ea, uint64_t pc, uint64_t *out);
+
+/* regs.c: guest registers by name. */
+MT_LOCAL void mt_regs_find(const char *const *names, size_t n, struct qemu_plugin_register **handles);
+MT_LOCAL bool mt_regs_read(struct qemu_plugin_register *handle, uint64_t *value);
+
+/* mmu.c: whether a block's fetches are untranslated (physical address = virtual address). */
+MT_LOCAL void mt_mmu_init(const char *target);
+MT_LOCAL void mt_mmu_vcpu_init(void);
+MT_LOCAL bool mt_mmu_fetch_untranslated(uint8_t priv);
+
+/* counts.c */
+MT_LOCAL void mt_counts_tb(struct qemu_plugin_tb *tb, uint32_t first_id, uint16_t n);
+MT_LOCAL int mt_counts_start(void);
+MT_LOCAL void mt_counts_finish(uint64_t totals[3]);
 MT_LOCAL void mt_control_init(void);
 
 /* arch.c */

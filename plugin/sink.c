@@ -115,7 +115,7 @@ static size_t compress_pieces(struct packer *k, const struct piece *p, int np, s
 /* A chunk ready to write: its header (final but for seq, set when written) and its stored payload pieces. */
 struct prepared {
     struct memtap_chunk_header h;
-    struct piece p[10];
+    struct piece p[12];
     int np;
 };
 
@@ -206,9 +206,10 @@ void mt_sink_process(struct mt_buffer *b)
             {b->kind, b->n}, {b->flags, b->n}, {b->count, 2 * b->n}, {b->insn, 4 * b->n},
             {b->icount, 2 * b->n}, {b->pos, 2 * b->n}, {b->vaddr, 8 * b->m}, {b->paddr, 8 * b->m},
             {b->icount_wide, 8 * b->wi}, {b->pos_wide, 8 * b->wp},
+            {b->value, 8 * b->m}, {b->value_hi, 8 * b->wv},   /* only with values */
         };
-        prepare_chunk(&packer, &c, MEMTAP_CHUNK_EVENTS, (uint16_t)b->vcpu, cols, (int)(sizeof(cols) / sizeof(cols[0])),
-                      b->n);
+        int ncols = (int)(sizeof(cols) / sizeof(cols[0])) - (mt_cfg.values ? 0 : 2);
+        prepare_chunk(&packer, &c, MEMTAP_CHUNK_EVENTS, (uint16_t)b->vcpu, cols, ncols, b->n);
     }
     pthread_mutex_lock(&write_lock);
     while (b->ticket != next_ticket) {
@@ -217,6 +218,9 @@ void mt_sink_process(struct mt_buffer *b)
     if (file) {
         write_pending_insns();   /* every instruction these events name was defined before they were submitted */
         emit_chunk(&c);
+    }
+    if (mt_ring_enabled) {
+        mt_ring_process(b);      /* in ticket order too: the ring carries the file's records in the file's order */
     }
     events_written += b->n;
     next_ticket++;
@@ -301,6 +305,9 @@ void mt_sink_close(char *(*end_json)(void))
     while (next_ticket != mt_buffers_submitted()) {   /* a vCPU thread may still be writing one it took */
         pthread_cond_wait(&turn, &write_lock);
     }
+    if (mt_ring_enabled) {
+        mt_ring_finish();        /* before end_json, which reports the ring's drops */
+    }
     if (mt_cfg.sink == MT_SINK_FILE) {
         write_pending_insns();
         char *json = end_json();
@@ -310,6 +317,19 @@ void mt_sink_close(char *(*end_json)(void))
         }
         close(fd);
         fd = -1;
+    }
+    pthread_mutex_unlock(&write_lock);
+}
+
+/* Counts mode: one COUNTS chunk, after the instruction definitions its rows name. */
+void mt_sink_write_counts(const struct memtap_count *rows, size_t n)
+{
+    pthread_mutex_lock(&write_lock);
+    if (fd >= 0) {
+        write_pending_insns();
+        if (n) {
+            write_chunk(MEMTAP_CHUNK_COUNTS, rows, n * sizeof(*rows), n);
+        }
     }
     pthread_mutex_unlock(&write_lock);
 }

@@ -16,12 +16,17 @@ import capstone
 from elftools.elf.elffile import ELFFile
 
 ROOT = Path(__file__).resolve().parent.parent
-ARCHES = ("x86_64", "aarch64", "riscv64")
+ARCHES = ("x86_64", "aarch64", "riscv64", "i386", "riscv32", "arm", "arm-thumb", "ppc")
 
 _CAPSTONE = {
     "x86_64": (capstone.CS_ARCH_X86, capstone.CS_MODE_64),
     "aarch64": (capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM),
     "riscv64": (capstone.CS_ARCH_RISCV, capstone.CS_MODE_RISCV64 | capstone.CS_MODE_RISCVC),
+    "i386": (capstone.CS_ARCH_X86, capstone.CS_MODE_32),
+    "riscv32": (capstone.CS_ARCH_RISCV, capstone.CS_MODE_RISCV32 | capstone.CS_MODE_RISCVC),
+    "arm": (capstone.CS_ARCH_ARM, capstone.CS_MODE_ARM),
+    "arm-thumb": (capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB),
+    "ppc": (capstone.CS_ARCH_PPC, capstone.CS_MODE_32 | capstone.CS_MODE_BIG_ENDIAN),
 }
 
 
@@ -48,6 +53,11 @@ def symbols(elf: Path) -> dict[str, int]:
 
 def instructions(arch: str, elf: Path, start: int, end: int) -> list[tuple[int, int]]:
     """(address, size) of each instruction in [start, end), by linear disassembly of the ELF's bytes."""
+    return [(addr, size) for addr, size, _ in disassembly(arch, elf, start, end)]
+
+
+def disassembly(arch: str, elf: Path, start: int, end: int) -> list[tuple[int, int, str]]:
+    """(address, size, 'mnemonic operands') of each instruction in [start, end), from the ELF's bytes."""
     with open(elf, "rb") as f:
         e = ELFFile(f)
         for seg in e.iter_segments():
@@ -58,8 +68,8 @@ def instructions(arch: str, elf: Path, start: int, end: int) -> list[tuple[int, 
             raise AssertionError(f"{start:#x} is in no loadable segment of {elf}")
     md = capstone.Cs(*_CAPSTONE[arch])
     md.skipdata = True
-    out = [(i.address, i.size) for i in md.disasm(data, start)]
-    assert sum(size for _, size in out) == end - start, "disassembly did not cover the range"
+    out = [(i.address, i.size, f"{i.mnemonic} {i.op_str}".strip()) for i in md.disasm(data, start)]
+    assert sum(size for _, size, _ in out) == end - start, "disassembly did not cover the range"
     return out
 
 

@@ -45,16 +45,16 @@ VIEW_SIMPLE = [
 ]
 
 CSV_SIMPLE = [
-    "pos,icount,vcpu,kind,vaddr,paddr,size,pc,priv,io,value",
-    "0,1,0,fetch,0x1000,,4,0x1000,machine,false,",
-    "1,2,0,fetch,0x1004,,2,0x1004,machine,false,",
-    "2,3,0,fetch,0x1006,,4,0x1006,machine,false,",
-    "3,2,0,load,0x8000,0x80008000,8,0x1004,machine,false,",
-    "4,10,1,fetch,0x2000,,4,0x2000,user,false,",
-    "5,11,1,fetch,0x2004,,4,0x2004,user,false,",
-    "6,11,1,store,0x9004,,4,0x2004,user,true,",
-    "7,12,1,fetch,0x2008,,4,0x2008,user,false,",
-    "8,12,1,marker,,,0,0x2008,user,false,42",
+    "pos,icount,vcpu,kind,vaddr,paddr,size,pc,priv,io,value,value_hi,atomic,exclusive",
+    "0,1,0,fetch,0x1000,,4,0x1000,machine,false,,,false,false",
+    "1,2,0,fetch,0x1004,,2,0x1004,machine,false,,,false,false",
+    "2,3,0,fetch,0x1006,,4,0x1006,machine,false,,,false,false",
+    "3,2,0,load,0x8000,0x80008000,8,0x1004,machine,false,,,false,false",
+    "4,10,1,fetch,0x2000,,4,0x2000,user,false,,,false,false",
+    "5,11,1,fetch,0x2004,,4,0x2004,user,false,,,false,false",
+    "6,11,1,store,0x9004,,4,0x2004,user,true,,,false,false",
+    "7,12,1,fetch,0x2008,,4,0x2008,user,false,,,false,false",
+    "8,12,1,marker,,,0,0x2008,user,false,42,,false,false",
 ]
 
 
@@ -161,8 +161,9 @@ def test_stats_json(simple: Path, capsys: pytest.CaptureFixture[str]) -> None:
     s = json.loads(out)
     assert s["records"] == 9 and s["complete"] and not s["truncated"]
     assert s["target"] == "riscv64" and s["smp_vcpus"] == 2
-    assert s["by_kind"] == {"fetch": 6, "load": 1, "store": 1, "marker": 1}
-    assert s["by_vcpu"]["0"] == {"records": 4, "fetch": 3, "load": 1, "store": 0, "marker": 0, "max_icount": 3}
+    assert s["by_kind"] == {"fetch": 6, "load": 1, "store": 1, "marker": 1, "cmo": 0}
+    assert s["by_vcpu"]["0"] == {"records": 4, "fetch": 3, "load": 1, "store": 0, "marker": 0, "cmo": 0,
+                                 "max_icount": 3}
     assert s["by_vcpu"]["1"]["max_icount"] == 12
     assert s["by_size"] == {"4": 1, "8": 1}
     assert s["by_priv"] == {"user": 5, "machine": 4}
@@ -237,7 +238,7 @@ def test_export_parquet(simple: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     assert rc == 0 and err == ""
     tab = pq.read_table(out)
     assert tab.column_names == ["pos", "icount", "vcpu", "kind", "vaddr", "paddr", "size", "pc", "priv", "io",
-                                "value"]
+                                "value", "value_hi", "atomic", "exclusive"]
     assert tab.to_pydict() == open_trace(simple).to_arrow().to_pydict()
     assert tab.column("paddr").to_pylist()[3] == 0x80008000
     duckdb = pytest.importorskip("duckdb")

@@ -23,7 +23,12 @@ STRUCTS = {
     "memtap_file_header": layout.FILE_HEADER,
     "memtap_chunk_header": layout.CHUNK_HEADER,
     "memtap_insn": layout.INSN,
+    "memtap_count": layout.COUNT,
     "memtap_event": layout.EVENT,
+    "memtap_record": layout.RECORD,
+    "memtap_ring_header": layout.RING_HEADER,
+    "memtap_ring_consumer": layout.RING_CONSUMER,
+    "memtap_ring_buffer": layout.RING_BUFFER,
 }
 
 
@@ -122,10 +127,22 @@ def test_constants(c_values: tuple[dict[str, str], tuple]) -> None:
 
 def test_record_dtype() -> None:
     assert layout.RECORD.names == (
-        "pos", "icount", "vaddr", "paddr", "pc", "value", "vcpu", "kind", "size", "priv", "flags"
+        "pos", "icount", "vaddr", "paddr", "pc", "value", "vcpu", "kind", "size", "priv", "flags", "reserved",
+        "value_hi"
     )
+    assert layout.RECORD.itemsize == 64
     assert layout.RECORD["vcpu"] == np.dtype("<u2")
     assert layout.KIND_NAMES[layout.KIND_STORE] == "store"
     assert [layout.PRIV_NAMES[p] for p in sorted(layout.PRIV_NAMES)] == [
         "user", "supervisor", "hypervisor", "machine", "unknown"
     ]
+
+
+def test_ring_geometry_fits_cache_lines(c_values: tuple[dict[str, str], tuple]) -> None:
+    """Producer-written, consumer-written and status words sit in separate 64-byte lines of the ring header."""
+    values, _ = c_values
+    lines = {f: int(values[f"offset memtap_ring_header.{f}"]) // 64
+             for f in ("write_seq", "release_futex", "status_rate", "ctl_seq", "magic")}
+    assert len(set(lines.values())) == len(lines)
+    assert int(values["sizeof memtap_ring_consumer"]) == 64
+    assert values["string MEMTAP_RING_MAGIC"] == "MEMTAPRG"

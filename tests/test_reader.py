@@ -328,7 +328,7 @@ def test_arrow_and_pandas(simple: Path) -> None:
     t = open_trace(simple)
     tab = t.to_arrow()
     assert tab.column_names == ["pos", "icount", "vcpu", "kind", "vaddr", "paddr", "size", "pc", "priv", "io",
-                                "value"]
+                                "value", "value_hi", "atomic", "exclusive"]
     d = tab.to_pydict()
     assert d["kind"] == ["fetch", "fetch", "fetch", "load", "fetch", "fetch", "store", "fetch", "marker"]
     assert d["paddr"] == [None, None, None, 0x80008000, None, None, None, None, None]

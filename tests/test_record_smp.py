@@ -10,7 +10,12 @@ import memtap
 from memtap.layout import KIND_STORE
 
 
-@pytest.mark.parametrize("arch", ARCHES)
+# ppc runs the smp guest under plain QEMU, but QEMU 10.0.2 itself crashes (SIGSEGV in generated code) as soon as
+# a secondary e500 CPU is released from the spin table while any plugin with per-vCPU inline operations is loaded.
+SMP_ARCHES = [a for a in ARCHES if a != "ppc"]
+
+
+@pytest.mark.parametrize("arch", SMP_ARCHES)
 def test_smp_each_vcpu_writes_its_pattern(tmp_path, arch):
     region = symbols(guest(arch, "smp"))["mt_smp_region"]
     trace_path = tmp_path / "smp.trace"

@@ -43,7 +43,7 @@ class Insn:
 
 def exec_ev(insn: int, count: int, pos: int, icount: int) -> tuple:
     """EXEC event: ``count`` instructions from id ``insn`` fetched, first at ``pos``/``icount``."""
-    return (0, 0, icount, pos, insn, L.EV_EXEC, 0, count)
+    return (0, 0, icount, pos, insn, L.EV_EXEC, 0, count, 0, 0)
 
 
 def data_ev(insn: int, vaddr: int, pos: int, icount: int, *, size: int = 8, store: bool = False,
@@ -53,12 +53,12 @@ def data_ev(insn: int, vaddr: int, pos: int, icount: int, *, size: int = 8, stor
     assert 1 << flags == size, "size must be a power of two"
     flags |= (L.EVF_STORE if store else 0) | (L.EVF_IO if io else 0) | (L.EVF_SIGNED if signed else 0)
     flags |= (L.EVF_BIG_ENDIAN if big_endian else 0) | (L.EVF_PADDR if paddr is not None else 0)
-    return (vaddr, paddr or 0, icount, pos, insn, L.EV_DATA, flags, 1)
+    return (vaddr, paddr or 0, icount, pos, insn, L.EV_DATA, flags, 1, 0, 0)
 
 
 def mark_ev(insn: int, value: int, pos: int, icount: int) -> tuple:
     """MARK event: a MEMTAP_MARK(value) executed by instruction ``insn``."""
-    return (value, 0, icount, pos, insn, L.EV_MARK, 0, 1)
+    return (value, 0, icount, pos, insn, L.EV_MARK, 0, 1, 0, 0)
 
 
 _CHUNK_OPTIONS = frozenset({"codec", "bad_crc", "bad_magic", "bad_zstd", "cut", "seq"})

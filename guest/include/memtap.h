@@ -24,6 +24,12 @@
  *                        mark: hw = 2, imm16 = n
  *   RISC-V (32 and 64)   slti x0, rs1, imm12 (a HINT reserved for custom use); control: rs1 = x0,
  *                        imm12 = 0x4d0 + op; mark: rs1 = x16 + (n >> 12), imm12 = n & 0xfff
+ *   Arm A32              pli [rn, #+/-imm12] (preload-instruction hint); control: pli [r0, #-(0x4d0 + op)];
+ *                        mark: pli [r(n >> 12), #+(n & 0xfff)]
+ *   Arm Thumb-2          pli (32-bit encodings); control: pli [r0, #-(0x50 + op)] (T2, imm8);
+ *                        mark: pli [r(n >> 12), #+(n & 0xfff)] (T1, imm12)
+ *   PowerPC (32 bit)     twi 0, ra, si (trap with no conditions: never traps); control: ra = r0,
+ *                        si = 0x4d50 + op; mark: ra = r1, si = n
  */
 #ifndef MEMTAP_GUEST_H
 #define MEMTAP_GUEST_H
@@ -44,6 +50,15 @@
 #elif defined(__aarch64__)
 #define MEMTAP_CTL_ASM_(op) .inst (0xd2800000 | (1 << 21) | ((0x4d50 + (op)) << 5) | 31)
 #define MEMTAP_MARK_ASM_(n) .inst (0xd2800000 | (2 << 21) | (((n) & 0xffff) << 5) | 31)
+#elif defined(__arm__) && defined(__thumb__)
+#define MEMTAP_CTL_ASM_(op) .inst.w (0xf910fc50 + (op))
+#define MEMTAP_MARK_ASM_(n) .inst.w (0xf990f000 | ((((n) >> 12) & 0xf) << 16) | ((n) & 0xfff))
+#elif defined(__arm__)
+#define MEMTAP_CTL_ASM_(op) .inst (0xf450f000 | (0x4d0 + (op)))
+#define MEMTAP_MARK_ASM_(n) .inst (0xf4d0f000 | ((((n) >> 12) & 0xf) << 16) | ((n) & 0xfff))
+#elif defined(__powerpc__) && !defined(__powerpc64__)
+#define MEMTAP_CTL_ASM_(op) .long (0x0c000000 | (0x4d50 + (op)))
+#define MEMTAP_MARK_ASM_(n) .long (0x0c010000 | ((n) & 0xffff))
 #elif defined(__riscv)
 #define MEMTAP_CTL_ASM_(op) .4byte (0x2013 | ((0x4d0 + (op)) << 20))
 #define MEMTAP_MARK_ASM_(n) .4byte (0x2013 | (((n) & 0xfff) << 20) | ((16 + (((n) >> 12) & 0xf)) << 15))

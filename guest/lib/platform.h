@@ -4,7 +4,7 @@
 
 void mt_putc(char c);
 void mt_puts(const char *s);
-void mt_put_hex(unsigned long v);
+void mt_put_hex(unsigned long long v); /* 64 bits on every arch (checksums are 64-bit) */
 void mt_put_dec(unsigned long v);
 void mt_exit(int code) __attribute__((noreturn));
 unsigned mt_cpu_id(void);

@@ -7,7 +7,7 @@ __attribute__((weak)) void mt_puts(const char *s)
         mt_putc(*s++);
 }
 
-__attribute__((weak)) void mt_put_hex(unsigned long v)
+__attribute__((weak)) void mt_put_hex(unsigned long long v)
 {
     char buf[2 * sizeof v];
     int n = 0;

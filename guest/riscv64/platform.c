@@ -1,4 +1,4 @@
-/* riscv64 -M virt -bios none platform: ns16550a UART, sifive_test exit device, CLINT software interrupts. */
+/* RISC-V -M virt -bios none platform (riscv64, and riscv32 through its arch.json): ns16550a UART, sifive_test exit device, CLINT software interrupts. */
 #include <stdint.h>
 #include "platform.h"
 

@@ -1,9 +1,15 @@
-/* riscv64 entry (M-mode, -bios none). All harts enter _start with a0 = hartid.
+/* RISC-V entry (M-mode, -bios none), shared by riscv64 and riscv32 (its arch.json lists this file).
+ * All harts enter _start with a0 = hartid.
  * Hart 0: stack, FPU on, default trap vector, zero .bss, main(), mt_exit(ret).
  * Other harts: own stack, then sleep in WFI until mt_start_cpus() sends them a software interrupt (CLINT msip). */
 #define MT_MAX_CPUS 8
 #define MT_STACK_SIZE 16384
 #define CLINT_MSIP 0x2000000
+#if __riscv_xlen == 64
+#define REG_L ld
+#else
+#define REG_L lw
+#endif
 
     .section .text.start, "ax"
     .globl _start
@@ -25,8 +31,8 @@ _start:
     la      t0, __bss_start
     la      t1, __bss_end
 1:  bgeu    t0, t1, 2f
-    sd      zero, 0(t0)
-    addi    t0, t0, 8
+    sw      zero, 0(t0)
+    addi    t0, t0, 4
     j       1b
 2:  call    main
     call    mt_exit
@@ -43,7 +49,7 @@ secondary:
     sw      zero, 0(t0)
     fence   rw, rw
     la      t0, mt_secondary_fn     /* released yet? */
-    ld      t1, 0(t0)
+    REG_L   t1, 0(t0)
     beqz    t1, 3b
     mv      a0, s0
     call    mt_secondary_main

@@ -1,5 +1,6 @@
 /*
- * memtap x86_64 guest: platform functions (guest/lib/platform.h) for QEMU -M pc.
+ * memtap x86 guests (x86_64 and i386, which lists this file in its arch.json): platform functions
+ * (guest/lib/platform.h) for QEMU -M pc. The same C compiles for both; start.S differs.
  *
  * Console: COM1 (16550 UART at I/O port 0x3f8).
  * Exit:    code 0  -> ACPI soft-off: PIIX4 PM1a control register at port 0x604 (PM I/O base 0x600, as SeaBIOS
@@ -59,34 +60,6 @@ void mt_putc(char c)
     outb(COM1, (uint8_t)c);
 }
 
-void mt_puts(const char *s)
-{
-    while (*s)
-        mt_putc(*s++);
-}
-
-void mt_put_hex(unsigned long v)
-{
-    int shift = 60;
-    mt_puts("0x");
-    while (shift > 0 && !((v >> shift) & 15))
-        shift -= 4;
-    for (; shift >= 0; shift -= 4)
-        mt_putc("0123456789abcdef"[(v >> shift) & 15]);
-}
-
-void mt_put_dec(unsigned long v)
-{
-    char buf[24];
-    int i = 0;
-    do {
-        buf[i++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (i)
-        mt_putc(buf[--i]);
-}
-
 void mt_exit(int code)
 {
     if (code == 0)
@@ -95,7 +68,7 @@ void mt_exit(int code)
         outl(0xf4, (uint32_t)code);
     /* QEMU acts on the request asynchronously: give it time before concluding that nothing answered. */
     delay(50000000ul);
-    mt_puts("memtap-x86_64: mt_exit could not stop QEMU\n");
+    mt_puts("memtap-x86: mt_exit could not stop QEMU\n");
     for (;;)
         __asm__ volatile("cli; hlt");
 }
@@ -112,7 +85,7 @@ unsigned mt_cpu_id(void)
 extern char ap_trampoline[], ap_trampoline_end[];
 
 /* Read by start.S (ap_long_mode) on the CPU being started. */
-uint64_t mt_x86_ap_stack;
+uintptr_t mt_x86_ap_stack;
 uint32_t mt_x86_ap_cpu;
 
 static void (*volatile ap_fn)(unsigned cpu);
@@ -153,7 +126,7 @@ int mt_start_cpus(int n, void (*fn)(unsigned cpu))
 
     ap_fn = fn;
     for (int cpu = 1; cpu < n; cpu++) {
-        mt_x86_ap_stack = (uint64_t)(uintptr_t)&ap_stacks[cpu][AP_STACK_SIZE];
+        mt_x86_ap_stack = (uintptr_t)&ap_stacks[cpu][AP_STACK_SIZE];
         mt_x86_ap_cpu = (uint32_t)cpu;
         __atomic_store_n(&ap_started, 0, __ATOMIC_RELEASE);
 
@@ -172,15 +145,15 @@ int mt_start_cpus(int n, void (*fn)(unsigned cpu))
 }
 
 /* Called by start.S for an unexpected CPU exception (vector 0..31). */
-void mt_x86_exception(uint64_t vector, uint64_t error, uint64_t rip) __attribute__((noreturn));
-void mt_x86_exception(uint64_t vector, uint64_t error, uint64_t rip)
+void mt_x86_exception(unsigned long vector, unsigned long error, unsigned long ip) __attribute__((noreturn));
+void mt_x86_exception(unsigned long vector, unsigned long error, unsigned long ip)
 {
-    mt_puts("memtap-x86_64: unexpected exception ");
+    mt_puts("memtap-x86: unexpected exception ");
     mt_put_hex(vector);
     mt_puts(" error ");
     mt_put_hex(error);
-    mt_puts(" rip ");
-    mt_put_hex(rip);
+    mt_puts(" ip ");
+    mt_put_hex(ip);
     mt_putc('\n');
     mt_exit(1);
 }

@@ -85,11 +85,10 @@ def hex_array(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
 
 
 def csv_table(rec: np.ndarray) -> pa.Table:
-    """Records as the CSV columns: addresses as hex strings, unknown paddr / non-marker value empty."""
+    """Records as the CSV columns: addresses as hex strings; what the Arrow form leaves null is empty."""
     rb = records_to_arrow(rec)
-    is_mark = rec["kind"] == L.KIND_MARKER
     cols = {name: rb.column(name) for name in ARROW_COLUMNS}
-    cols["vaddr"] = hex_array(rec["vaddr"], ~is_mark)
+    cols["vaddr"] = hex_array(rec["vaddr"], rb.column("vaddr").is_valid().to_numpy(zero_copy_only=False))
     cols["paddr"] = hex_array(rec["paddr"], (rec["flags"] & L.RF_PADDR) != 0)
     cols["pc"] = hex_array(rec["pc"])
     return pa.table(cols)

@@ -147,6 +147,7 @@ class Trace:
         self._isize = np.zeros(0, np.uint8)
         self._ipriv = np.zeros(0, np.uint8)
         self._iflags = np.zeros(0, np.uint8)
+        self._icmo = np.zeros(0, np.uint8)
         self._idef = np.zeros(0, bool)
         self._insn_n = 0
         self._insn_next = 0  # position in self._insns_chunks of the next INSNS chunk to load
@@ -221,6 +222,8 @@ class Trace:
                 raise self._fail(off, f"sequence number {int(h['seq'])}, expected {n}", n)
             if ctype == L.CHUNK_INSNS and raw != count * L.INSN.itemsize:
                 raise self._fail(off, f"raw_len {raw} does not match {count} instructions", n)
+            if ctype == L.CHUNK_COUNTS and raw != count * L.COUNT.itemsize:
+                raise self._fail(off, f"raw_len {raw} does not match {count} count rows", n)
             if ctype == L.CHUNK_EVENTS and not (
                     count * L.EVENT_COLUMNS_FIXED <= raw <= count * L.EVENT_COLUMNS_MAX):
                 raise self._fail(off, f"raw_len {raw} does not fit {count} events", n)
@@ -347,7 +350,7 @@ class Trace:
                 need = int(ids.max()) + 1
                 if need > len(self._iv):
                     cap = max(need, 2 * len(self._iv), 1024)
-                    for name in ("_iv", "_isize", "_ipriv", "_iflags", "_idef"):
+                    for name in ("_iv", "_isize", "_ipriv", "_iflags", "_icmo", "_idef"):
                         old = getattr(self, name)
                         new = np.zeros(cap, old.dtype)
                         new[: len(old)] = old
@@ -356,6 +359,7 @@ class Trace:
                 self._isize[ids] = ins["size"]
                 self._ipriv[ids] = ins["priv"]
                 self._iflags[ids] = ins["flags"]
+                self._icmo[ids] = ins["cmo"]
                 self._idef[ids] = True
                 self._insn_n = max(self._insn_n, need)
             self._insn_next += 1
@@ -368,15 +372,29 @@ class Trace:
         out = np.zeros(n, L.INSN)
         out["id"] = np.arange(n)
         out["vaddr"], out["size"] = self._iv[:n], self._isize[:n]
-        out["priv"], out["flags"] = self._ipriv[:n], self._iflags[:n]
+        out["priv"], out["flags"], out["cmo"] = self._ipriv[:n], self._iflags[:n], self._icmo[:n]
         return out
+
+    @property
+    def counts_mode(self) -> bool:
+        """True for a trace recorded with ``memtap record --counts`` (counters, no records)."""
+        return self.info.get("mode") == "counts"
+
+    def count_rows(self) -> Iterator[np.ndarray]:
+        """Yield each COUNTS chunk's rows (COUNT dtype: increments per instruction id and vCPU), in file order."""
+        with self._open() as f:
+            for i in np.flatnonzero(self._types == L.CHUNK_COUNTS):
+                rows = np.frombuffer(self._read_payload(f, int(i)), L.COUNT)
+                if len(rows) != int(self._hdrs[i]["count"]):
+                    raise self._fail(int(self._offsets[i]), "item count does not match the payload", int(i))
+                yield rows
 
     # --- decoding -------------------------------------------------------------------------------------
 
     def _expand(self, ev: np.ndarray, nrec: np.ndarray, vcpu: int, i: int) -> np.ndarray:
         """Turn raw events into records without a Python loop per record (np.repeat expands EXEC runs)."""
         n = int(nrec.sum())
-        rec = np.empty(n, L.RECORD)
+        rec = np.zeros(n, L.RECORD)  # zeroed: the reserved field stays 0, as in the live ring
         if n == 0:
             return rec
         idx = np.repeat(np.arange(len(ev)), nrec)
@@ -393,23 +411,37 @@ class Trace:
         is_exec = k == L.EV_EXEC
         is_data = k == L.EV_DATA
         is_mark = k == L.EV_MARK
+        is_cmo = k == L.EV_CMO
         ivaddr = self._iv[ids]
         evaddr = ev["vaddr"][idx]
-        paddr_ok = is_data & ((fl & L.EVF_PADDR) != 0)
+        iflags = self._iflags[ids]
+        fetch_phys = is_exec & ((iflags & L.INSN_PHYS) != 0)   # fetched untranslated: paddr = vaddr
+        paddr_ok = (is_data & ((fl & L.EVF_PADDR) != 0)) | fetch_phys
+        cmo_addr = is_cmo & ((fl & L.EVF_CMO_ADDR) != 0)
+        cmo = self._icmo[ids]
+        level = (fl & L.EVF_CMO_LEVEL) >> 1   # from a set/way register; replaces the encoded level
+        cmo = np.where(level > 0, (cmo & 0x3F) | (level << 6), cmo).astype(np.uint64)
         rec["pos"] = ev["pos"][idx] + within_u
         rec["icount"] = ev["icount"][idx] + within_u
         rec["pc"] = ivaddr
-        rec["vaddr"] = np.where(is_exec, ivaddr, np.where(is_data, evaddr, 0))
-        rec["paddr"] = np.where(paddr_ok, ev["paddr"][idx], 0)
-        rec["value"] = np.where(is_mark, evaddr, 0)
+        rec["vaddr"] = np.where(is_exec, ivaddr, np.where(is_data | cmo_addr, evaddr, 0))
+        rec["paddr"] = np.where(fetch_phys, ivaddr, np.where(paddr_ok, ev["paddr"][idx], 0))
+        rec["value"] = np.where(is_mark, evaddr, np.where(is_cmo, cmo, np.where(is_data, ev["value"][idx], 0)))
+        rec["value_hi"] = np.where(is_data, ev["value_hi"][idx], 0)
         rec["vcpu"] = vcpu
-        rec["kind"] = np.where(is_exec, L.KIND_FETCH, np.where(
-            is_mark, L.KIND_MARKER, np.where((fl & L.EVF_STORE) != 0, L.KIND_STORE, L.KIND_LOAD)))
+        rec["kind"] = np.where(is_exec, L.KIND_FETCH, np.where(is_mark, L.KIND_MARKER, np.where(
+            is_cmo, L.KIND_CMO, np.where((fl & L.EVF_STORE) != 0, L.KIND_STORE, L.KIND_LOAD))))
         rec["size"] = np.where(is_exec, self._isize[ids],
                                np.where(is_data, np.left_shift(1, fl & L.EVF_SIZE_MASK), 0))
         rec["priv"] = self._ipriv[ids]
         dflags = ((fl & (L.EVF_IO | L.EVF_SIGNED | L.EVF_BIG_ENDIAN)) >> 4) | (paddr_ok.astype(np.uint8) << 1)
-        rec["flags"] = np.where(is_data, dflags, 0)
+        dflags |= np.where((iflags & L.INSN_ATOMIC) != 0, L.RF_ATOMIC, 0).astype(np.uint8)
+        dflags |= np.where((iflags & L.INSN_EXCLUSIVE) != 0, L.RF_EXCLUSIVE, 0).astype(np.uint8)
+        if self.info.get("values"):
+            dflags |= np.uint8(L.RF_VALUE)
+        whole = ((cmo >> 4) & 3) == L.CMO_WHOLE
+        cflags = np.where(cmo_addr | whole, 0, L.RF_NOADDR).astype(np.uint8)
+        rec["flags"] = np.where(is_data, dflags, np.where(is_cmo, cflags, np.where(fetch_phys, L.RF_PADDR, 0)))
         return rec
 
     def _decode_chunk(self, f: BinaryIO, i: int, flt: _Filter, batch_size: int) -> Iterator[np.ndarray]:
@@ -417,12 +449,13 @@ class Trace:
         self._load_insns(f, i)
         off = int(self._offsets[i])
         try:
-            ev = L.columns_to_events(self._read_payload(f, i), int(self._hdrs[i]["count"]))
+            ev = L.columns_to_events(self._read_payload(f, i), int(self._hdrs[i]["count"]),
+                                     bool(self.info.get("values")))
         except ValueError as exc:
             raise self._fail(off, str(exc), i) from None
         vcpu = int(self._hdrs[i]["vcpu"])
         k = ev["kind"]
-        badk = (k < L.EV_EXEC) | (k > L.EV_MARK)
+        badk = (k < L.EV_EXEC) | (k > L.EV_CMO)
         if badk.any():
             j = int(np.flatnonzero(badk)[0])
             raise self._fail(off, f"event {j} has unknown kind {int(k[j])}", i)
@@ -433,6 +466,7 @@ class Trace:
             store = (ev["flags"] & L.EVF_STORE) != 0
             keep &= ((k == L.EV_EXEC) & (L.KIND_FETCH in flt.kinds)) | (
                 (k == L.EV_MARK) & (L.KIND_MARKER in flt.kinds)) | (
+                (k == L.EV_CMO) & (L.KIND_CMO in flt.kinds)) | (
                 (k == L.EV_DATA) & np.where(store, L.KIND_STORE in flt.kinds, L.KIND_LOAD in flt.kinds))
         if flt.pos is not None:
             lo, hi = flt.pos
@@ -441,7 +475,7 @@ class Trace:
             if hi is not None:
                 keep &= p < np.uint64(hi)
         if flt.addr is not None:
-            keep &= (k == L.EV_EXEC) | ((k == L.EV_DATA) & _in_range(ev["vaddr"], flt.addr))
+            keep &= (k == L.EV_EXEC) | (((k == L.EV_DATA) | (k == L.EV_CMO)) & _in_range(ev["vaddr"], flt.addr))
         if not keep.all():
             ev, nrec = ev[keep], nrec[keep]
         kind_ok = None
@@ -539,6 +573,9 @@ class Trace:
         """
         if batch_size < 1:
             raise UserError("batch_size must be at least 1")
+        if self.counts_mode:
+            raise UserError(f"{self.path} was recorded with --counts: it holds per-instruction counters, not records "
+                            "(use memtap stats, coverage or profile)")
         if isinstance(vcpus, int):
             vcpus = [vcpus]
         flt = _Filter(parse_kinds(kinds), None if vcpus is None else frozenset(int(v) for v in vcpus),
@@ -589,18 +626,22 @@ class Trace:
 
 # --- Arrow conversion (shared by to_arrow and export) -----------------------------------------------------
 
-ARROW_COLUMNS = ("pos", "icount", "vcpu", "kind", "vaddr", "paddr", "size", "pc", "priv", "io", "value")
+ARROW_COLUMNS = ("pos", "icount", "vcpu", "kind", "vaddr", "paddr", "size", "pc", "priv", "io", "value", "value_hi",
+                 "atomic", "exclusive")
 _PRIV_ORDER = ("user", "supervisor", "hypervisor", "machine", "unknown")
 
 
 def arrow_schema() -> Any:
-    """Columns of the Arrow/Parquet form; vaddr is null for markers, paddr when unknown, value for non-markers."""
+    """Columns of the Arrow/Parquet form; null: vaddr for markers and address-less cache operations, paddr when
+    unknown, value unless a marker's n, a cache operation's code or a recorded value, value_hi unless the high half
+    of a recorded 16-byte value."""
     import pyarrow as pa
 
     return pa.schema([
         ("pos", pa.uint64()), ("icount", pa.uint64()), ("vcpu", pa.uint16()), ("kind", pa.string()),
         ("vaddr", pa.uint64()), ("paddr", pa.uint64()), ("size", pa.uint8()), ("pc", pa.uint64()),
-        ("priv", pa.string()), ("io", pa.bool_()), ("value", pa.uint64()),
+        ("priv", pa.string()), ("io", pa.bool_()), ("value", pa.uint64()), ("value_hi", pa.uint64()),
+        ("atomic", pa.bool_()), ("exclusive", pa.bool_()),
     ])
 
 
@@ -613,9 +654,12 @@ def records_to_arrow(rec: np.ndarray) -> Any:
     """Convert a RECORD array to a pyarrow RecordBatch (vectorized; strings built from dictionaries)."""
     import pyarrow as pa
 
-    kind = rec["kind"]
+    kind, flags = rec["kind"], rec["flags"]
     is_mark = kind == L.KIND_MARKER
-    paddr_ok = (rec["flags"] & L.RF_PADDR) != 0
+    is_cmo = kind == L.KIND_CMO
+    paddr_ok = (flags & L.RF_PADDR) != 0
+    data_value = (kind <= L.KIND_STORE) & ((flags & L.RF_VALUE) != 0)
+    no_addr = is_mark | (is_cmo & (((flags & L.RF_NOADDR) != 0) | (((rec["value"] >> 4) & 3) == L.CMO_WHOLE)))
 
     def col(name: str) -> np.ndarray:
         return np.ascontiguousarray(rec[name])
@@ -624,8 +668,10 @@ def records_to_arrow(rec: np.ndarray) -> Any:
     privs = pa.DictionaryArray.from_arrays(pa.array(priv_index(rec["priv"])), pa.array(_PRIV_ORDER))
     arrays = [
         pa.array(col("pos")), pa.array(col("icount")), pa.array(col("vcpu")), kinds.cast(pa.string()),
-        pa.array(col("vaddr"), mask=is_mark), pa.array(col("paddr"), mask=~paddr_ok),
+        pa.array(col("vaddr"), mask=no_addr), pa.array(col("paddr"), mask=~paddr_ok),
         pa.array(col("size")), pa.array(col("pc")), privs.cast(pa.string()),
-        pa.array((rec["flags"] & L.RF_IO) != 0), pa.array(col("value"), mask=~is_mark),
+        pa.array((flags & L.RF_IO) != 0), pa.array(col("value"), mask=~(is_mark | is_cmo | data_value)),
+        pa.array(col("value_hi"), mask=~(data_value & (rec["size"] == 16))),
+        pa.array((flags & L.RF_ATOMIC) != 0), pa.array((flags & L.RF_EXCLUSIVE) != 0),
     ]
     return pa.RecordBatch.from_arrays(arrays, schema=arrow_schema())

@@ -13,12 +13,15 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from memtap import __version__, qemu
 from memtap.errors import UserError
 from memtap.layout import FILE_MAGIC, FORMAT_VERSION
+from memtap.ring import remove_stale
+from memtap.ring_options import RingOptions
 
 EVENT_NAMES = ("fetch", "load", "store")
 ADDRESS_MODES = ("virtual", "physical", "both")
@@ -38,12 +41,36 @@ class RecordOptions:
     zstd_level: int = 3
     buffers: int = 0
     buffer_events: int = 0
+    counts: bool = False
+    values: bool = False
+    ring: RingOptions | None = None  # --ring: also publish into a live shared-memory ring
+
+    def check(self) -> None:
+        """Counts mode keeps per-instruction counters of the whole run: record-selection options do not apply."""
+        if not self.counts:
+            return
+        clash = [name for name, used in (
+            ("--events", self.events != EVENT_NAMES), ("--start-on-marker", self.start_on_marker),
+            ("--max-insns", bool(self.max_insns)), ("--vcpus", bool(self.vcpus)),
+            ("--sink null", self.sink != "file"), ("--values", self.values), ("--ring", self.ring is not None),
+        ) if used]
+        if clash:
+            raise UserError(f"--counts counts every instruction of the whole run into a file; it cannot be "
+                            f"combined with {', '.join(clash)}")
+        if self.out is None:
+            raise UserError("--counts needs -o TRACE")
 
     def plugin_args(self) -> dict[str, str]:
         args = {"sink": self.sink, "events": "+".join(self.events), "addr": self.addresses}
         if self.out is not None:
             args["out"] = str(Path(self.out).absolute())  # whatever directory QEMU runs in
             args["append"] = "on"  # the header is already written (write_header)
+        if self.counts:
+            args["counts"] = "on"
+        if self.values:
+            args["values"] = "on"
+        if self.ring is not None:
+            args.update(self.ring.plugin_args())
         if self.start_on_marker:
             args["start_on_marker"] = "on"
         if self.max_insns:
@@ -112,6 +139,9 @@ def run(command: list[str], options: RecordOptions) -> RecordResult:
     """Runs QEMU to completion with the plugin; QEMU keeps the terminal (its console stays visible)."""
     if not command:
         raise UserError("no QEMU command given (memtap record -o TRACE -- qemu-system-ARCH ...)")
+    options.check()
+    if options.ring is not None and options.counts:
+        raise UserError("--counts and --ring cannot be combined: counts mode makes no records to publish")
     if "-daemonize" in command or "--daemonize" in command:
         raise UserError("memtap record waits for QEMU and then checks the trace: remove -daemonize")
     accel = hardware_accelerator(command)
@@ -126,6 +156,8 @@ def run(command: list[str], options: RecordOptions) -> RecordResult:
     full = qemu.with_plugin([emu.path or command[0], *command[1:]], lib, options.plugin_args())
     # Ctrl-C reaches QEMU too (same process group); memtap waits for it to shut down and flush the trace.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if options.ring is not None:
+        print(options.ring.banner(), file=sys.stderr, flush=True)
     try:
         proc = subprocess.Popen(full)
         returncode = proc.wait()
@@ -133,5 +165,7 @@ def run(command: list[str], options: RecordOptions) -> RecordResult:
         raise UserError(f"cannot run {full[0]}: {exc.strerror}") from None
     finally:
         signal.signal(signal.SIGINT, previous)
+        if options.ring is not None:
+            remove_stale(options.ring.name)  # the plugin removes it at exit; a killed QEMU leaves it behind
     killed_by = -returncode if returncode < 0 else None
     return RecordResult(returncode, killed_by, full)

@@ -18,7 +18,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from memtap.cli import doctor, export, record, stats, view
+    from memtap.cli import cachesim, coverage, ctl, doctor, export, profile, record, stats, top, view
 
     parser = Parser(
         prog="memtap",
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"memtap {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for module in (record, view, stats, export, doctor):
+    for module in (record, view, stats, export, cachesim, coverage, profile, ctl, top, doctor):
         module.add_parser(sub)
     return parser
 

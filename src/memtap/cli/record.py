@@ -13,6 +13,8 @@ from pathlib import Path
 from memtap.errors import MemtapError, UserError
 from memtap.record import ADDRESS_MODES, EVENT_NAMES, RecordOptions
 from memtap.record import run as run_qemu
+from memtap.ring_options import add_arguments as add_ring_arguments
+from memtap.ring_options import from_args as ring_from_args
 
 
 def events_arg(text: str) -> tuple[str, ...]:
@@ -50,11 +52,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         usage="memtap record -o TRACE [options] -- QEMU_COMMAND...",
     )
-    p.add_argument("-o", "--output", type=Path, help="trace file to write (required unless --sink null)")
+    p.add_argument("-o", "--output", type=Path, help="trace file to write (required unless --sink null or --ring)")
     p.add_argument("--events", type=events_arg, default=EVENT_NAMES, metavar="LIST",
                    help="comma-separated subset of fetch,load,store (default: all)")
     p.add_argument("--addr", choices=ADDRESS_MODES, default="both",
                    help="which addresses data records carry (default: both); 'virtual' skips the physical lookup")
+    p.add_argument("--counts", action="store_true",
+                   help="counting mode: per-instruction execution, load and store counts of the whole run "
+                        "instead of ordered records (for coverage and profiles of long runs)")
+    p.add_argument("--values", action="store_true",
+                   help="data records carry the value loaded or stored (up to 16 bytes: the record's value, and "
+                        "value_hi for the high half of a 16-byte access)")
     p.add_argument("--start-on-marker", action="store_true",
                    help="trace nothing until the guest executes a MEMTAP_START marker")
     p.add_argument("--max-insns", type=positive_int, default=0, metavar="N",
@@ -69,6 +77,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="event buffers in the pool (default: 2 per vCPU + 4); a vCPU waits when all are full")
     p.add_argument("--buffer-events", type=positive_int, default=0, metavar="N",
                    help="events per buffer, i.e. per chunk (default: 65536)")
+    add_ring_arguments(p)
     p.add_argument("qemu", nargs=argparse.REMAINDER, metavar="QEMU_COMMAND",
                    help="the QEMU command line, after --")
     p.set_defaults(func=run)
@@ -86,6 +95,10 @@ def summarize(path: Path) -> tuple[str, bool]:
     if trace.truncated or not trace.end:
         return (f"memtap: {path} is truncated: its {scan.chunks} whole chunks ({scan.events} events) "
                 "are readable, the rest was lost", False)
+    if trace.info.get("mode") == "counts":
+        end = trace.end
+        return (f"memtap: wrote {path}: counts of {end.get('block_entries', 0)} block entries, "
+                f"{end.get('loads', 0)} loads, {end.get('stores', 0)} stores, {scan.file_bytes} bytes"), True
     records = trace.end.get("records", {})
     total = sum(records.values())
     kinds = ", ".join(f"{k} {v}" for k, v in records.items())
@@ -106,10 +119,13 @@ def run(args: argparse.Namespace) -> int:
         start_on_marker=args.start_on_marker,
         max_insns=args.max_insns,
         vcpus=args.vcpus,
-        sink=args.sink,
+        sink=args.sink if args.output is not None or args.ring is None else "null",
         zstd_level=args.zstd,
         buffers=args.buffers,
         buffer_events=args.buffer_events,
+        counts=args.counts,
+        values=args.values,
+        ring=ring_from_args(args),
     )
     result = run_qemu(command, options)
     status = result.returncode

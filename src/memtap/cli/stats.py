@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any, TextIO
 
+from memtap import counts
 from memtap.reader import open_trace
 from memtap.stats import compute_stats, format_stats
 
@@ -25,9 +26,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Compute the statistics in one streaming pass and print them."""
     out = sys.stdout if out is None else out
-    s = compute_stats(open_trace(args.trace))
+    trace = open_trace(args.trace)
+    if trace.counts_mode:
+        s, fmt = counts.summary(trace), counts.format_summary
+    else:
+        s, fmt = compute_stats(trace), format_stats
     try:
-        out.write((json.dumps(s, indent=2) if args.json else format_stats(s)) + "\n")
+        out.write((json.dumps(s, indent=2) if args.json else fmt(s)) + "\n")
         out.flush()
     except BrokenPipeError:
         pass

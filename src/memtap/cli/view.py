@@ -9,11 +9,21 @@ from typing import Any, TextIO
 import numpy as np
 
 from memtap import layout as L
+from memtap import qemtrace
+from memtap.cli.analysis import add_elf_argument, load_symbols
 from memtap.cli.selection import add_selection_arguments, open_selected, silence_stdout
 from memtap.errors import UserError
 from memtap.reader import DEFAULT_BATCH_SIZE
+from memtap.symbols import default_warn
 
 _PRIVS = ("user", "supervisor", "hypervisor", "machine", "unknown")
+
+
+def cmo_name(value: int) -> str:
+    """A cache operation's record value as text: ``flush/line``, ``prefetch-read/line/L2``."""
+    op = L.CMO_OP_NAMES.get(value & 0xF, "unknown")
+    text = f"{op}/{L.CMO_GRANULARITY_NAMES.get((value >> 4) & 3, 'unknown')}"
+    return text + (f"/L{(value >> 6) & 3}" if (value >> 6) & 3 else "")
 
 
 def format_records(rec: np.ndarray, addr_bits: int = 64) -> list[str]:
@@ -28,7 +38,8 @@ def format_records(rec: np.ndarray, addr_bits: int = 64) -> list[str]:
     lines = []
     for pos, icount, va, pa, pc, value, vcpu, kind, size, priv, flags in zip(*cols.values(), strict=True):
         marker = kind == L.KIND_MARKER
-        va_s = "-" if marker else f"0x{va:x}"
+        whole = kind == L.KIND_CMO and (value >> 4) & 3 == L.CMO_WHOLE
+        va_s = "-" if marker or whole or flags & L.RF_NOADDR else f"0x{va:x}"
         pa_s = f"0x{pa:x}" if flags & L.RF_PADDR else "-"
         tail = ""
         if flags & L.RF_IO:
@@ -37,8 +48,14 @@ def format_records(rec: np.ndarray, addr_bits: int = 64) -> list[str]:
             tail += " signed"
         if flags & L.RF_BIG_ENDIAN:
             tail += " be"
+        if flags & L.RF_ATOMIC:
+            tail += " atomic"
+        if flags & L.RF_EXCLUSIVE:
+            tail += " exclusive"
         if marker:
             tail += f" value={value:#x}"
+        elif kind == L.KIND_CMO:
+            tail += " " + cmo_name(value) + (" addr=?" if flags & L.RF_NOADDR else "")
         priv_s = _PRIVS[priv] if priv <= L.PRIV_MACHINE else "unknown"
         lines.append(
             f"pos={pos:<10} vcpu={vcpu:<3} icount={icount:<10} {L.KIND_NAMES[kind]:<6} va={va_s:<{aw}} "
@@ -50,9 +67,14 @@ def format_records(rec: np.ndarray, addr_bits: int = 64) -> list[str]:
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``memtap view``."""
     p = subparsers.add_parser("view", help="print records, one per line",
-                              description="Print a trace's records one per line (addresses in hex).")
+                              description="Print a trace's records one per line (addresses in hex); with --elf, "
+                              "each record's function, source line and instruction (docs/coverage.md).")
     p.add_argument("trace", metavar="TRACE", help="trace file")
     p.add_argument("--head", type=int, metavar="N", help="stop after N records")
+    p.add_argument("--style", choices=("memtap", "qemtrace"), default="memtap",
+                   help="line format: memtap's columns (default) or QEMTrace's text mode, for line-by-line "
+                        "comparison with traces from QEMTrace")
+    add_elf_argument(p, required=False)
     add_selection_arguments(p)
     p.set_defaults(func=run)
     return p
@@ -63,6 +85,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if args.head is not None and args.head < 0:
         raise UserError("--head: N must be >= 0")
     trace, kwargs = open_selected(args, "showing")
+    symbols = load_symbols(args, trace.arch, default_warn()) if getattr(args, "elf", None) else None
     out = sys.stdout if out is None else out
     left = args.head
     batch = DEFAULT_BATCH_SIZE if left is None else max(1, min(left, DEFAULT_BATCH_SIZE))
@@ -73,10 +96,18 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             if left is not None:
                 b = b[:left]
                 left -= len(b)
-            out.write("\n".join(format_records(b, trace.address_bits)) + "\n")
+            lines = (qemtrace.format_records(b, trace.address_bits) if args.style == "qemtrace"
+                     else format_records(b, trace.address_bits))
+            if symbols is not None:
+                symbols.note_resolved(b["pc"])
+                where = symbols.describe(b["pc"].tolist())
+                lines = [f"{line} {where[pc]}" for line, pc in zip(lines, b["pc"].tolist(), strict=True)]
+            out.write("\n".join(lines) + "\n")
             if left == 0:
                 break
         out.flush()
+        if symbols is not None:
+            symbols.warn_unresolved()
     except BrokenPipeError:
         if out is sys.stdout:
             silence_stdout()

@@ -1,0 +1,54 @@
+/* Physical addresses of instruction fetches. QEMU 10.0's plugin API cannot translate an instruction's address,
+ * but when the vCPU's MMU is off, as it is in most firmware, the physical address is the virtual one. Whether it
+ * is off is read when QEMU translates a block; every target keys its blocks on the translation regime, so the
+ * answer holds for every execution of the block. Where this cannot be known the fetch's paddr is unknown. */
+#include <string.h>
+
+#include "memtap_plugin.h"
+
+enum mmu_arch { MMU_NONE, MMU_RISCV64, MMU_RISCV32, MMU_A64, MMU_X86 };
+static enum mmu_arch arch;
+static struct qemu_plugin_register *reg;   /* satp, SCTLR (EL1) or cr0 */
+
+void mt_mmu_init(const char *target)
+{
+    arch = !strcmp(target, "riscv64") ? MMU_RISCV64
+           : !strcmp(target, "riscv32") ? MMU_RISCV32
+           : !strcmp(target, "aarch64") ? MMU_A64
+           : !strcmp(target, "x86_64") || !strcmp(target, "i386") ? MMU_X86
+                                                                    : MMU_NONE;
+}
+
+void mt_mmu_vcpu_init(void)
+{
+    static const char *const names[] = {[MMU_RISCV64] = "satp", [MMU_RISCV32] = "satp", [MMU_A64] = "SCTLR",
+                                        [MMU_X86] = "cr0"};
+    if (arch != MMU_NONE && !reg) {
+        mt_regs_find(&names[arch], 1, &reg);
+    }
+}
+
+static bool read_reg(uint64_t *v)
+{
+    return mt_regs_read(reg, v);
+}
+
+/* True when the translating vCPU fetches with address translation off (physical address = virtual address). */
+bool mt_mmu_fetch_untranslated(uint8_t priv)
+{
+    uint64_t v;
+    switch (arch) {
+    case MMU_RISCV64:
+    case MMU_RISCV32:
+        if (priv == MEMTAP_PRIV_MACHINE) {
+            return true;                        /* M-mode fetches are never translated */
+        }
+        return read_reg(&v) && (arch == MMU_RISCV64 ? v >> 60 : (v >> 31) & 1) == 0;   /* satp.MODE = Bare */
+    case MMU_A64:
+        return (priv == MEMTAP_PRIV_USER || priv == MEMTAP_PRIV_SUPERVISOR) && read_reg(&v) && !(v & 1);   /* M */
+    case MMU_X86:
+        return read_reg(&v) && !(v >> 31 & 1);  /* CR0.PG */
+    default:
+        return false;
+    }
+}

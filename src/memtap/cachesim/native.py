@@ -1,0 +1,93 @@
+"""ctypes binding of the native core (core.c, built by setup.py into libcachesim.so).
+
+Op codes and counter names come from the library itself, so Python and C cannot disagree on them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from memtap import layout
+from memtap.errors import MemtapError
+
+LIBRARY = Path(__file__).with_name("libcachesim.so")
+
+REPL_CODES = {"lru": 0, "fifo": 1, "random": 2, "plru": 3}
+SIDE_CODES = {"unified": 0, "instruction": 1, "data": 2}
+
+
+class LevelCfg(ctypes.Structure):
+    _fields_ = [("sets", ctypes.c_uint64), ("ways", ctypes.c_uint32), ("line", ctypes.c_uint32),
+                ("repl", ctypes.c_uint8), ("write_back", ctypes.c_uint8), ("write_allocate", ctypes.c_uint8),
+                ("inclusive", ctypes.c_uint8), ("shared", ctypes.c_uint8), ("side", ctypes.c_uint8),
+                ("reserved", ctypes.c_uint8 * 2)]
+
+
+class Options(ctypes.Structure):
+    _fields_ = [("seed", ctypes.c_uint64), ("reset_marker", ctypes.c_int64), ("range_bits", ctypes.c_uint32),
+                ("split_lines", ctypes.c_uint8), ("compat", ctypes.c_uint8), ("classify", ctypes.c_uint8),
+                ("track", ctypes.c_uint8)]
+
+
+# struct ms_input: the direct input of the core (synthetic ops in tests, kinds the trace does not have yet).
+INPUT = np.dtype({"names": ["addr", "pc", "size", "vcpu", "op"],
+                  "formats": ["<u8", "<u8", "<u4", "<u2", "u1"],
+                  "offsets": [0, 8, 16, 20, 22], "itemsize": 24})
+
+# struct ms_record: the offsets of the RECORD fields the core reads (records are RECORD.itemsize apart).
+RECORD_OFFSETS = {"pos": 0, "icount": 8, "vaddr": 16, "paddr": 24, "pc": 32, "value": 40, "vcpu": 48, "kind": 50,
+                  "size": 51, "priv": 52, "flags": 53}
+
+
+@cache
+def lib() -> ctypes.CDLL:
+    """The loaded core; a MemtapError when it was not built (or when layout.RECORD moved a field it reads)."""
+    if any(layout.RECORD.fields[k][1] != off for k, off in RECORD_OFFSETS.items()):
+        raise MemtapError("the cache simulator core does not match memtap.layout.RECORD; rebuild memtap")
+    try:
+        so = ctypes.CDLL(str(LIBRARY))
+    except OSError as exc:
+        raise MemtapError(f"the cache simulator core is not built ({exc}); reinstall memtap") from None
+    p, u64p = ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64)
+    sigs = {
+        "ms_new": (p, [ctypes.POINTER(LevelCfg), ctypes.c_int, ctypes.POINTER(Options)]),
+        "ms_free": (None, [p]),
+        "ms_ensure_vcpus": (ctypes.c_int, [p, ctypes.c_int]),
+        "ms_run_records": (ctypes.c_size_t, [p, p, ctypes.c_size_t, ctypes.c_size_t, p, ctypes.c_int]),
+        "ms_run_inputs": (ctypes.c_size_t, [p, p, ctypes.c_size_t]),
+        "ms_counters": (u64p, [p, ctypes.c_int, ctypes.c_int]),
+        "ms_op_counts": (u64p, [p, ctypes.c_int]),
+        "ms_map_size": (ctypes.c_size_t, [p, ctypes.c_int, ctypes.c_int]),
+        "ms_map_export": (ctypes.c_size_t, [p, ctypes.c_int, ctypes.c_int, p, ctypes.c_size_t]),
+        "ms_probe": (ctypes.c_int, [p, ctypes.c_int, ctypes.c_int, ctypes.c_uint64]),
+        "ms_op_names": (ctypes.c_char_p, []),
+        "ms_counter_names": (ctypes.c_char_p, []),
+    }
+    for name, (res, args) in sigs.items():
+        fn = getattr(so, name)
+        fn.restype, fn.argtypes = res, args
+    return so
+
+
+@cache
+def op_codes() -> dict[str, int]:
+    """Op name -> code, from the core (none, fetch, load, store, marker, uncached, prefetch, ...)."""
+    return {name: i for i, name in enumerate(lib().ms_op_names().decode().split(","))}
+
+
+@cache
+def counter_names() -> tuple[str, ...]:
+    return tuple(lib().ms_counter_names().decode().split(","))
+
+
+def kind_to_op() -> np.ndarray:
+    """The record kind -> op table: the kinds layout.py defines today; any other kind is ignored."""
+    ops = op_codes()
+    table = np.zeros(256, np.uint8)
+    for code, name in enumerate(layout.KIND_NAMES):
+        table[code] = ops.get(name, ops["none"])
+    return table
