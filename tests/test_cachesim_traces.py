@@ -177,3 +177,25 @@ def test_cache_maintenance_records_drive_the_model(tmp_path):
     # hit; the two prefetches miss (lines +64 and +128) and count as prefetches, not demand accesses.
     assert l1["misses"] == 0 and l1["prefetch_misses"] == 2
     assert sim.state("L1D", 0, line) == "M"
+
+
+def test_live_from_the_ring_equals_offline(tmp_path):
+    """`memtap cachesim --ring NAME` during a run gives exactly what `memtap cachesim TRACE` gives afterwards."""
+    import subprocess
+    import sys
+
+    from ringlib import Recording, ring_name
+
+    name, path = ring_name(), tmp_path / "demo.trace"
+    live = subprocess.Popen([sys.executable, "-m", "memtap.cli.main", "cachesim", "--ring", name, "--preset",
+                             "cortex-a53", "--json", "--top", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    rec = Recording(name, "riscv64", "demo", "--ring-wait", "1", trace=path)
+    assert rec.wait() == 0, rec.stderr
+    out, err = live.communicate(timeout=120)
+    assert live.returncode == 0, err
+    offline = memtap("cachesim", str(path), "--preset", "cortex-a53", "--json", "--top", "5")
+    assert offline.returncode == 0, offline.stderr
+    a, b = json.loads(out), json.loads(offline.stdout)
+    assert a == b
+    assert a["records"] > 3_000_000 and a["ops"]["fetch"] > 3_000_000

@@ -14,7 +14,6 @@ from guestlib import ARCHES, guest, record, symbols
 import memtap
 from memtap.layout import KIND_NAMES
 
-
 # 32-bit arches without an 8-byte integer access: the compiler splits each volatile u64 access into two u32
 # accesses, in an order of its choosing (i386 stores the high half first, riscv32 the low half).
 SPLIT_U64 = {"i386", "riscv32", "ppc"}

@@ -167,18 +167,19 @@ def test_cli_on_a_real_trace(tmp_path):
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 1 and "0x1234" in proc.stdout
 
 
-def test_privilege_follows_the_guest_into_user_mode(tmp_path):
+@pytest.mark.parametrize("arch", ["riscv64", "riscv32"])
+def test_privilege_follows_the_guest_into_user_mode(tmp_path, arch):
     """RISC-V: machine-mode code mrets into user mode, which ecalls back; each record carries its own level."""
     from memtap.layout import KIND_FETCH, KIND_STORE, PRIV_USER
 
-    elf = guest("riscv64", "priv")
+    elf = guest(arch, "priv")
     sym = symbols(elf)
     trace_path = tmp_path / "priv.trace"
-    proc = record(trace_path, "riscv64", "priv", "--start-on-marker")
+    proc = record(trace_path, arch, "priv", "--start-on-marker")
     assert proc.returncode == 0, proc.stderr
     recs = memtap.open(trace_path).records()
     fetched = recs[recs["kind"] == KIND_FETCH]
-    user = [pc for pc, _ in instructions("riscv64", elf, sym["user_code"], sym["priv_handler"])]
+    user = [pc for pc, _ in instructions(arch, elf, sym["user_code"], sym["priv_handler"])]
     assert [int(pc) for pc in fetched["pc"] if pc in user] == user
     for r in recs:
         in_user = sym["user_code"] <= r["pc"] < sym["priv_handler"]

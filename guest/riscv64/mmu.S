@@ -1,8 +1,10 @@
-/* mmu: one virtual page mapped to a different physical page (see guest/README.md). Machine mode builds Sv39
- * tables (gigapages 0-1 GiB and 2-3 GiB identity, and the page at mmu_virt = 3 GiB -> mmu_phys through level 1 and
- * 0 tables), opens memory to S-mode with one PMP entry and mrets into supervisor code, which makes, between START
- * and STOP, a 4-byte store and load through mmu_virt + 8 and a 4-byte load of mmu_phys + 8 through its identity
- * mapping, then ecalls back to machine mode. */
+/* mmu: one virtual page mapped to a different physical page (see guest/README.md), for riscv64 (Sv39) and
+ * riscv32 (Sv32, which includes this file). Machine mode builds the tables: identity maps of the devices and of RAM
+ * (Sv39: gigapages 0-1 GiB and 2-3 GiB; Sv32: 4 MiB megapages for 0-4 MiB, the UART and 16 MiB of RAM from
+ * 0x80000000) and the page at mmu_virt = 3 GiB -> mmu_phys through lower-level tables. It opens memory to S-mode
+ * with one PMP entry and mrets into supervisor code, which makes, between START and STOP, a 4-byte store and load
+ * through mmu_virt + 8 and a 4-byte load of mmu_phys + 8 through its identity mapping, then ecalls back to machine
+ * mode. */
 #include "memtap.h"
 
 #define PTE_LEAF 0xcf               /* D A X W R V */
@@ -14,6 +16,7 @@
     .text
     .balign 4
 main:
+#if __riscv_xlen == 64
     la      t0, mmu_root
     li      t1, PTE_LEAF                    /* root[0]: 0 .. 1 GiB (devices) */
     sd      t1, 0(t0)
@@ -31,8 +34,38 @@ main:
     srli    t1, t1, 2
     ori     t1, t1, PTE_LEAF
     sd      t1, 0(t3)                       /* l0[0] -> mmu_phys */
+#else
+    la      t0, mmu_root
+    li      t1, PTE_LEAF
+    sw      t1, 0(t0)                       /* root[0]: 0 .. 4 MiB (exit device) */
+    li      t1, (0x10000000 >> 2) | PTE_LEAF
+    sw      t1, (0x10000000 >> 22) * 4(t0)  /* root[0x40]: the UART's megapage */
+    li      t1, (0x80000000 >> 2) | PTE_LEAF
+    li      t2, 0x400000 >> 2               /* 4 MiB in PTE units */
+    li      t3, (0x80000000 >> 22) * 4
+    add     t3, t0, t3
+    addi    t4, t3, 16
+1:  sw      t1, 0(t3)                       /* root[0x200..0x203]: 16 MiB of RAM */
+    add     t1, t1, t2
+    addi    t3, t3, 4
+    bne     t3, t4, 1b
+    la      t3, mmu_l0
+    srli    t1, t3, 2
+    ori     t1, t1, PTE_TABLE
+    li      t2, (0xc0000000 >> 22) * 4
+    add     t2, t0, t2
+    sw      t1, 0(t2)                       /* root[0x300] -> mmu_l0 */
+    la      t1, mmu_phys
+    srli    t1, t1, 2
+    ori     t1, t1, PTE_LEAF
+    sw      t1, 0(t3)                       /* l0[0] -> mmu_phys */
+#endif
     srli    t0, t0, 12
+#if __riscv_xlen == 64
     li      t1, 8 << 60                     /* satp.MODE = Sv39 */
+#else
+    li      t1, 1 << 31                     /* satp.MODE = Sv32 */
+#endif
     or      t0, t0, t1
     csrw    satp, t0
     sfence.vma
@@ -75,6 +108,6 @@ mmu_back:                               /* machine mode again */
     .bss
     .balign 4096
 mmu_root: .zero 4096
-mmu_l1: .zero 4096
+mmu_l1: .zero 4096                      /* Sv39 only */
 mmu_l0: .zero 4096
 mmu_phys: .zero 4096
