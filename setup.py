@@ -19,6 +19,7 @@ PLUGIN_SOURCES = [
     "plugin/decode.c",
     "plugin/mmu.c",
     "plugin/regs.c",
+    "plugin/exceptions.c",
 ]
 
 

@@ -35,6 +35,7 @@ struct mt_slot {
 static struct qemu_plugin_scoreboard *progress;
 /* Data-only tracing needs no block callback at all: icount comes from an inline add per instruction. */
 static bool data_only;
+static bool vectors_known;   /* trap vectors are recognised (exceptions.c); otherwise early exits are the sign */
 static char target[32];
 static int api_version;
 
@@ -75,12 +76,38 @@ static inline uint8_t access_flags(struct mt_vcpu *v, qemu_plugin_meminfo_t info
     return v->last_flags;
 }
 
+/* An exception record: the trap entered the handler whose first instruction is `handler`. */
+static void emit_exception(struct mt_vcpu *v, const struct mt_insn_info *handler, uint64_t icount, uint8_t flags,
+                           uint64_t from, uint64_t cause)
+{
+    if (!v->traced || !atomic_load_explicit(&mt_trace_on, memory_order_relaxed)) {
+        return;
+    }
+    mt_emit(v, MEMTAP_EV_EXCEPTION, flags, 1, handler->id, icount, mt_take_pos(1), from, cause);
+    v->records[MT_REC_EXCEPTION]++;
+}
+
+/* Without known trap vectors, a block left in its middle is the one sign of a synchronous exception; a block
+ * that restarts at the instruction where the last one stopped is QEMU re-executing it (an MMIO access), not a
+ * trap. */
+static void early_exit(struct mt_vcpu *v, uint32_t progress, const struct mt_tb_info *next)
+{
+    const struct mt_insn_info *left = (const struct mt_insn_info *)(v->tb + 1);
+    const struct mt_insn_info *to = (const struct mt_insn_info *)(next + 1);
+    if (progress && progress < v->tb->n && next->n && to->vaddr != left[progress - 1].vaddr) {
+        emit_exception(v, to, v->icount, MEMTAP_EVF_EXC_FROM, left[progress - 1].vaddr, 0);
+    }
+}
+
 static void on_tb_exec(unsigned vcpu, void *udata)
 {
     struct mt_vcpu *v = &mt_vcpus[vcpu];
     uint64_t *p = progress_of(vcpu);
     if (v->tb && *p > v->done) {
         mt_account(v, (uint32_t)*p);
+    }
+    if (v->tb && !vectors_known) {
+        early_exit(v, (uint32_t)*p, udata);
     }
     v->tb = udata;
     v->done = 0;
@@ -161,6 +188,22 @@ static void on_cmo(unsigned vcpu, void *udata)
     v->records[MT_REC_CMO]++;
 }
 
+/* The first instruction of a trap vector: read why the vCPU came here (exceptions.c). */
+struct mt_trap_info {
+    const struct mt_insn_info *ii;
+    struct mt_vector vec;
+};
+
+static void on_trap(unsigned vcpu, void *udata)
+{
+    struct mt_vcpu *v = &mt_vcpus[vcpu];
+    const struct mt_trap_info *t = udata;
+    uint64_t from = 0, cause = 0;
+    uint8_t flags = mt_exc_read(&t->vec, &from, &cause);
+    /* Data-only mode keeps icount inline, and the handler's first instruction is already counted in it. */
+    emit_exception(v, t->ii, data_only ? inline_icount(vcpu) - 1 : v->icount, flags, from, cause);
+}
+
 static void on_marker(unsigned vcpu, void *udata)
 {
     struct mt_vcpu *v = &mt_vcpus[vcpu];
@@ -201,6 +244,7 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         rows[i].priv = t->priv;
         rows[i].flags = phys;
         ii[i].tb = t;
+        ii[i].vaddr = rows[i].vaddr;
         ii[i].idx = (uint16_t)i;
         ii[i].marker_op = -1;
         ii[i].marker_arg = 0;
@@ -248,6 +292,15 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         } else {
             qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_STORE_U64, prog, i + 1);
         }
+        struct mt_vector vec;
+        if (i == 0 && mt_exc_vector(ii[0].vaddr, t->priv, &vec)) {
+            struct mt_trap_info *trap = malloc(sizeof(*trap));
+            if (!trap) {
+                abort();
+            }
+            *trap = (struct mt_trap_info){&ii[0], vec};
+            qemu_plugin_register_vcpu_insn_exec_cb(insn, on_trap, QEMU_PLUGIN_CB_R_REGS, trap);
+        }
         if (ii[i].marker_op >= 0) {
             qemu_plugin_register_vcpu_insn_exec_cb(insn, on_marker, QEMU_PLUGIN_CB_NO_REGS, &ii[i]);
         }
@@ -279,6 +332,7 @@ static void on_vcpu_init(qemu_plugin_id_t id, unsigned vcpu)
     refresh_progress();
     mt_arch_vcpu_init();
     mt_decode_vcpu_init();
+    mt_exc_vcpu_init();
     mt_mmu_vcpu_init();
     if (vcpu < mt_max_vcpus) {
         mt_vcpus[vcpu].traced = vcpu >= 64 ? mt_cfg.vcpu_mask == ~0ull : (mt_cfg.vcpu_mask >> vcpu) & 1;
@@ -321,9 +375,9 @@ static char *end_json(void)
         }
         return s;
     }
-    uint64_t rec[5] = {0}, icount = 0;
+    uint64_t rec[6] = {0}, icount = 0;
     for (unsigned i = 0; i < mt_max_vcpus; i++) {
-        for (int k = 0; k < 5; k++) {
+        for (int k = 0; k < 6; k++) {
             rec[k] += mt_vcpus[i].records[k];
         }
         icount += mt_vcpus[i].icount;
@@ -332,10 +386,9 @@ static char *end_json(void)
     if (s) {
         snprintf(s, 512,
                  "{\"complete\": true, \"events\": %" PRIu64 ", \"records\": {\"fetch\": %" PRIu64
-                 ", \"load\": %" PRIu64 ", \"store\": %" PRIu64 ", \"marker\": %" PRIu64 ", \"cmo\": %" PRIu64
-                 "}, \"executed_insns\": %" PRIu64 ", \"dropped\": %" PRIu64 ", \"undecoded_insns\": %" PRIu64
+                 ", \"load\": %" PRIu64 ", \"store\": %" PRIu64 ", \"marker\": %" PRIu64 ", \"cmo\": %" PRIu64 ", \"exception\": %" PRIu64 "}, \"executed_insns\": %" PRIu64 ", \"dropped\": %" PRIu64 ", \"undecoded_insns\": %" PRIu64
                  ", \"priv_source\": \"%s\"}",
-                 mt_sink_events_written(), rec[0], rec[1], rec[2], rec[3], rec[4], icount, mt_ring_dropped(),
+                 mt_sink_events_written(), rec[0], rec[1], rec[2], rec[3], rec[4], rec[5], icount, mt_ring_dropped(),
                  (uint64_t)mt_undecoded, mt_arch_priv_source());
     }
     return s;
@@ -500,6 +553,8 @@ MT_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, 
     api_version = info->version.cur;
     mt_decode_init(target);   /* an unknown target decodes nothing: every instruction is plain */
     mt_mmu_init(target);
+    mt_exc_init(target);
+    vectors_known = mt_exc_vectors_known();
     if (mt_arch_init(target) != 0) {
         fprintf(stderr, "memtap: note: no privilege decoding or markers for target %s\n", target);
     }
@@ -530,16 +585,17 @@ MT_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, 
             snprintf(events + len, sizeof(events) - len, "%s\"%s\"", len ? ", " : "", names[k]);
         }
     }
-    char info_json[768];
+    char info_json[1024];
     snprintf(info_json, sizeof(info_json),
              "{\"target\": \"%s\", \"api_version\": %d, \"smp_vcpus\": %d, \"max_vcpus\": %d, "
              "\"events\": [%s], \"addresses\": \"%s\", \"fetch_paddr\": \"untranslated\", \"start_on_marker\": %s, "
              "\"max_insns\": %" PRIu64 ", \"vcpu_mask\": %" PRIu64 ", \"buffer_events\": %u, \"buffers\": %u, "
-             "\"zstd_level\": %d, \"sink\": \"%s\", \"mode\": \"%s\", \"values\": %s}",
+             "\"zstd_level\": %d, \"sink\": \"%s\", \"mode\": \"%s\", \"values\": %s, \"exceptions\": \"%s\"}",
              target, api_version, info->system.smp_vcpus, info->system.max_vcpus, events, addr_name(),
              mt_cfg.start_on_marker ? "true" : "false", mt_cfg.max_insns, mt_cfg.vcpu_mask, mt_cfg.buffer_events,
              nbuf, mt_cfg.zstd_level, mt_cfg.sink == MT_SINK_FILE ? "file" : "null",
-             mt_cfg.counts ? "counts" : "records", mt_cfg.values ? "true" : "false");
+             mt_cfg.counts ? "counts" : "records", mt_cfg.values ? "true" : "false",
+             vectors_known ? "vector" : "early-exit");
     if (mt_sink_open(info_json) != 0 || (mt_cfg.counts && mt_counts_start() != 0) ||
         (mt_ring_enabled && mt_ring_open() != 0)) {
         return -1;

@@ -48,6 +48,7 @@ struct mt_tb_info {
 };
 struct mt_insn_info {
     const struct mt_tb_info *tb;
+    uint64_t vaddr;
     uint32_t id;
     uint16_t idx;
     int16_t marker_op;         /* -1: not a marker; MEMTAP_OP_* or MT_MARKER_MARK */
@@ -82,7 +83,7 @@ struct mt_vcpu {
     bool traced;                   /* passes the vCPU filter */
     unsigned insn_on;              /* MT_TRACE_* that apply to the last accounted instruction */
     uint64_t icount;
-    uint64_t records[5];           /* fetch, load, store, marker, cmo (MT_REC_*) */
+    uint64_t records[6];           /* fetch, load, store, marker, cmo, exception (MT_REC_*) */
     _Atomic(uint64_t *) progress;  /* this vCPU's scoreboard slot (see hooks.c) */
     qemu_plugin_meminfo_t last_info;
     uint8_t last_flags;
@@ -209,6 +210,7 @@ struct mt_insn_class {
     struct mt_ea ea;           /* MEMTAP_INSN_CMO: where its address comes from */
 };
 #define MT_REC_CMO 4
+#define MT_REC_EXCEPTION 5
 enum mt_decoded { MT_DEC_PLAIN, MT_DEC_SPECIAL, MT_DEC_UNKNOWN };
 MT_LOCAL int mt_decode_init(const char *target);
 MT_LOCAL void mt_decode_vcpu_init(void);
@@ -219,6 +221,19 @@ MT_LOCAL bool mt_decode_ea(const struct mt_ea *ea, uint64_t pc, uint64_t *out);
 /* regs.c: guest registers by name. */
 MT_LOCAL void mt_regs_find(const char *const *names, size_t n, struct qemu_plugin_register **handles);
 MT_LOCAL bool mt_regs_read(struct qemu_plugin_register *handle, uint64_t *value);
+
+/* exceptions.c: trap vectors and the registers that say why a trap happened. */
+enum mt_vector_class { MT_VEC_RISCV, MT_VEC_SYNC, MT_VEC_ASYNC };
+struct mt_vector {
+    struct qemu_plugin_register *cause, *epc;
+    uint8_t cls;               /* enum mt_vector_class */
+    uint8_t async_kind;        /* AArch64: 1 IRQ, 2 FIQ, 3 SError */
+};
+MT_LOCAL void mt_exc_init(const char *target);
+MT_LOCAL void mt_exc_vcpu_init(void);
+MT_LOCAL bool mt_exc_vectors_known(void);
+MT_LOCAL bool mt_exc_vector(uint64_t pc, uint8_t priv, struct mt_vector *vec);
+MT_LOCAL uint8_t mt_exc_read(const struct mt_vector *vec, uint64_t *from, uint64_t *cause);
 
 /* mmu.c: whether a block's fetches are untranslated (physical address = virtual address). */
 MT_LOCAL void mt_mmu_init(const char *target);

@@ -446,6 +446,13 @@ static void put_access(uint16_t vcpu, const struct access *a)
         r->value = a->vaddr;
     } else if (a->kind == MEMTAP_EV_CMO) {
         fill_cmo(r, a, in);
+    } else if (a->kind == MEMTAP_EV_EXCEPTION) {   /* paddr carries the cause, vaddr the PC it came from */
+        bool from = a->flags & MEMTAP_EVF_EXC_FROM, cause = a->flags & MEMTAP_EVF_EXC_CAUSE;
+        r->kind = MEMTAP_KIND_EXCEPTION;
+        r->vaddr = from ? a->vaddr : 0;
+        r->value = cause ? a->paddr : 0;
+        r->flags = (uint8_t)((from ? 0 : MEMTAP_RF_NOADDR) | (cause ? MEMTAP_RF_VALUE : 0) |
+                             (a->flags & MEMTAP_EVF_EXC_INTERRUPT ? MEMTAP_RF_INTERRUPT : 0));
     } else {
         fill_data(r, a, in);
     }

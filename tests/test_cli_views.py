@@ -161,9 +161,9 @@ def test_stats_json(simple: Path, capsys: pytest.CaptureFixture[str]) -> None:
     s = json.loads(out)
     assert s["records"] == 9 and s["complete"] and not s["truncated"]
     assert s["target"] == "riscv64" and s["smp_vcpus"] == 2
-    assert s["by_kind"] == {"fetch": 6, "load": 1, "store": 1, "marker": 1, "cmo": 0}
+    assert s["by_kind"] == {"fetch": 6, "load": 1, "store": 1, "marker": 1, "cmo": 0, "exception": 0}
     assert s["by_vcpu"]["0"] == {"records": 4, "fetch": 3, "load": 1, "store": 0, "marker": 0, "cmo": 0,
-                                 "max_icount": 3}
+                                 "exception": 0, "max_icount": 3}
     assert s["by_vcpu"]["1"]["max_icount"] == 12
     assert s["by_size"] == {"4": 1, "8": 1}
     assert s["by_priv"] == {"user": 5, "machine": 4}
@@ -195,7 +195,8 @@ def test_stats_text(simple: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[0] == f"trace       {simple}"
     assert "status      complete" in lines
     assert "records     9  (pos 0..8)" in lines
-    assert "fetch         6" in lines
+    assert ["fetch", "6"] in [ln.split() for ln in lines]
+    assert ["exception", "0"] in [ln.split() for ln in lines]
     assert any(ln.split() == ["distinct", "64", "B", "lines", "2"] for ln in lines)
     assert all(ln == ln.rstrip() for ln in lines)
 

@@ -407,3 +407,19 @@ def test_cache_misses_per_line(traces, tmp_path):
     line = config.level("L1I").line
     first, final = fetch["pc"] // line, (fetch["pc"] + fetch["size"] - 1) // line
     assert int(summary[3]) == int(summary[6]) == len(np.union1d(first, final))
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_counting_mode_gives_the_same_coverage(traces, tmp_path, arch):
+    """`memtap record --counts` (inline counters, no records) yields the exact lcov counts of the full trace."""
+    elf = guest(arch, "cover")
+    counted = tmp_path / "counts.trace"
+    proc = record(counted, arch, "cover", "--counts")
+    assert proc.returncode == 0, proc.stderr
+    from_counts, _ = lcov_of(tmp_path, counted, "--elf", elf)
+    cov = from_counts[str(SOURCE)]
+    for name, count in EXPECTED_LINES.items():
+        assert cov["DA"][marker(name)] == count, name
+    assert cov["FNDA"] == EXPECTED_CALLS
+    from_records, _ = lcov_of(tmp_path, traces[arch], "--elf", elf)
+    assert from_counts[str(SOURCE)] == from_records[str(SOURCE)]

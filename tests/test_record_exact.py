@@ -74,7 +74,8 @@ def test_seq_exact_records(tmp_path, arch):
     assert np.array_equal(recs["paddr"][data], recs["vaddr"][data])
     assert set(recs["priv"].tolist()) == {EXPECTED_PRIV[arch]}
     assert set(recs["vcpu"].tolist()) == {0}
-    assert trace.end["records"] == {"fetch": int(fetch.sum()), "load": 4, "store": 4, "marker": 1, "cmo": 0}
+    assert trace.end["records"] == {"fetch": int(fetch.sum()), "load": 4, "store": 4, "marker": 1, "cmo": 0,
+                                    "exception": 0}
     # Fetches: with the MMU off (riscv64, riscv32, aarch64, i386 here) physical = virtual; x86_64 runs with paging
     # on and e500 (ppc) always translates, and QEMU 10.0 cannot translate an instruction's address, so their fetches
     # have no physical address; the plugin does not read Arm's SCTLR (yet), so arm fetches have none either.

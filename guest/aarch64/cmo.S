@@ -7,7 +7,7 @@
     .text
     .globl main
     .globl cmo_begin, cmo_civac, cmo_cvac, cmo_ivac, cmo_zva, cmo_cisw, cmo_ic_ivau, cmo_ic_iallu
-    .globl cmo_prfm_ld, cmo_prfm_st, cmo_ldxr, cmo_stxr, cmo_ldadd, cmo_end
+    .globl cmo_prfm_ld, cmo_prfm_st, cmo_prfm_uxtw, cmo_ldxr, cmo_stxr, cmo_ldadd, cmo_end
     .balign 4
 main:
     adrp    x0, cmo_line
@@ -25,6 +25,7 @@ cmo_ic_ivau: ic      ivau, x0
 cmo_ic_iallu: ic     iallu
 cmo_prfm_ld: prfm    pldl2keep, [x0, #64]
 cmo_prfm_st: prfm    pstl1strm, [x0, #128]
+cmo_prfm_uxtw: prfm  pldl1keep, [x0, w1, uxtw]   /* a 32-bit extended index: memtap does not decode it */
 cmo_ldxr:    ldxr    w2, [x0]
 cmo_stxr:    stxr    w3, w2, [x0]
 cmo_ldadd:   .word   0xb8240005          /* ldadd w4, w5, [x0] */

@@ -121,6 +121,8 @@ enum memtap_event_kind {
     MEMTAP_EV_MARK = 3,       /* a MEMTAP_MARK(n) marker executed by instruction `insn`; n in vaddr */
     MEMTAP_EV_CMO = 4,        /* cache-maintenance instruction `insn` (its memtap_insn.cmo says which); its
                                * effective address (set/way operations: the set/way register) in vaddr */
+    MEMTAP_EV_EXCEPTION = 5,  /* an exception or interrupt entered the handler whose first instruction is `insn`;
+                               * vaddr: the PC it came from, paddr: the cause (not paddr - vaddr) */
 };
 
 /* Event flags (DATA). */
@@ -133,6 +135,10 @@ enum memtap_event_kind {
 /* CMO events use flags differently: */
 #define MEMTAP_EVF_CMO_ADDR 0x01u     /* vaddr holds the address computed from registers */
 #define MEMTAP_EVF_CMO_LEVEL 0x06u    /* cache level 1..3 read from the set/way register (bits 2:1), 0 if none */
+/* ... and EXCEPTION events: */
+#define MEMTAP_EVF_EXC_FROM 0x01u     /* vaddr holds the PC the trap came from */
+#define MEMTAP_EVF_EXC_CAUSE 0x02u    /* paddr holds the cause (RISC-V xcause, AArch64 ESR_EL1 or 1-3 IRQ/FIQ/SError) */
+#define MEMTAP_EVF_EXC_INTERRUPT 0x04u /* asynchronous: an interrupt, not an exception */
 
 /* One event, logically (56 bytes, no padding); readers decode chunks to this layout.
  *
@@ -171,6 +177,7 @@ struct memtap_event {
 #define MEMTAP_KIND_STORE 2u
 #define MEMTAP_KIND_MARKER 3u
 #define MEMTAP_KIND_CMO 4u            /* value: memtap_insn.cmo (op | granularity << 4 | level << 6) */
+#define MEMTAP_KIND_EXCEPTION 5u      /* pc: the handler's first instruction; vaddr: where it came from; value: cause */
 
 #define MEMTAP_RF_IO 0x01u            /* MMIO access */
 #define MEMTAP_RF_PADDR 0x02u         /* paddr is valid */
@@ -179,7 +186,9 @@ struct memtap_event {
 #define MEMTAP_RF_ATOMIC 0x10u        /* by an atomic read-modify-write instruction */
 #define MEMTAP_RF_EXCLUSIVE 0x20u     /* by a load-linked / store-conditional instruction */
 #define MEMTAP_RF_NOADDR 0x40u        /* cmo: its address could not be computed */
-#define MEMTAP_RF_VALUE 0x80u         /* load/store: value (and value_hi) hold the value moved (--values) */
+#define MEMTAP_RF_VALUE 0x80u         /* load/store: value (and value_hi) hold the value moved (--values);
+                                       * exception: value holds the cause */
+#define MEMTAP_RF_INTERRUPT 0x10u     /* exception records: an interrupt (asynchronous) */
 
 struct memtap_record {
     uint64_t pos;             /* global position: one order over all vCPUs */

@@ -110,6 +110,7 @@ EV_EXEC = 1
 EV_DATA = 2
 EV_MARK = 3
 EV_CMO = 4
+EV_EXCEPTION = 5
 EVENT_KIND_NAMES = {EV_EXEC: "exec", EV_DATA: "data", EV_MARK: "mark"}
 
 EVF_SIZE_MASK = 0x07
@@ -120,6 +121,9 @@ EVF_SIGNED = 0x40
 EVF_BIG_ENDIAN = 0x80
 EVF_CMO_ADDR = 0x01  # CMO events: vaddr holds the computed address
 EVF_CMO_LEVEL = 0x06  # CMO events: cache level from the set/way register (bits 2:1)
+EVF_EXC_FROM = 0x01  # EXCEPTION events: vaddr holds the PC the trap came from
+EVF_EXC_CAUSE = 0x02  # EXCEPTION events: paddr holds the cause
+EVF_EXC_INTERRUPT = 0x04  # EXCEPTION events: an interrupt
 
 WIDE = 0xFFFF  # an escaped 16-bit difference column entry (trace.h MEMTAP_WIDE)
 
@@ -138,7 +142,8 @@ KIND_LOAD = 1
 KIND_STORE = 2
 KIND_MARKER = 3
 KIND_CMO = 4
-KIND_NAMES = ("fetch", "load", "store", "marker", "cmo")
+KIND_EXCEPTION = 5
+KIND_NAMES = ("fetch", "load", "store", "marker", "cmo", "exception")
 KIND_CODES = {name: code for code, name in enumerate(KIND_NAMES)}
 
 RF_IO = 0x01  # MMIO access
@@ -148,7 +153,8 @@ RF_BIG_ENDIAN = 0x08
 RF_ATOMIC = 0x10  # by an atomic read-modify-write instruction
 RF_EXCLUSIVE = 0x20  # by a load-linked / store-conditional instruction
 RF_NOADDR = 0x40  # cmo: its address could not be computed (whole-cache operations have none by nature)
-RF_VALUE = 0x80  # load/store: value (and value_hi) hold the value moved (--values)
+RF_VALUE = 0x80  # load/store: value (and value_hi) hold the value moved (--values); exception: value is the cause
+RF_INTERRUPT = 0x10  # exception records: an interrupt (asynchronous), not an exception
 
 RECORD = np.dtype(
     [

@@ -31,10 +31,17 @@ _SIZE = {1: "B", 2: "H", 4: "W", 8: "D", 16: "Q"}
 
 
 def format_line(rec: np.void, width: int = 8) -> str:
-    """One record as a QEMTrace text line; markers, which QEMTrace did not have, become comment lines."""
+    """One record as a QEMTrace text line; markers and exceptions, which QEMTrace did not have, become comment
+    lines."""
     kind, flags = int(rec["kind"]), int(rec["flags"])
     if kind == L.KIND_MARKER:
         return f"# marker {int(rec['value']):#x} | Core {int(rec['vcpu'])} | Time {int(rec['icount'])}"
+    if kind == L.KIND_EXCEPTION:   # QEMTrace had none: a comment line, like markers
+        what = "interrupt" if flags & L.RF_INTERRUPT else "exception"
+        cause = f"{int(rec['value']):#x}" if flags & L.RF_VALUE else "?"
+        src = "?" if flags & L.RF_NOADDR else f"0x{int(rec['vaddr']):0{width}x}"
+        return (f"# {what} cause {cause} from {src} to 0x{int(rec['pc']):0{width}x} | Core {int(rec['vcpu'])} | "
+                f"Time {int(rec['icount'])}")
     store = kind == L.KIND_STORE or (kind == L.KIND_CMO and int(rec["value"]) & 15 == L.CMO_ZERO)
     insn = kind == L.KIND_FETCH or (kind == L.KIND_CMO and int(rec["value"]) & 15
                                     in (L.CMO_ICACHE_INVALIDATE, L.CMO_PREFETCH_INSN))

@@ -412,6 +412,9 @@ class Trace:
         is_data = k == L.EV_DATA
         is_mark = k == L.EV_MARK
         is_cmo = k == L.EV_CMO
+        is_exc = k == L.EV_EXCEPTION
+        exc_from = is_exc & ((fl & L.EVF_EXC_FROM) != 0)
+        exc_cause = is_exc & ((fl & L.EVF_EXC_CAUSE) != 0)
         ivaddr = self._iv[ids]
         evaddr = ev["vaddr"][idx]
         iflags = self._iflags[ids]
@@ -424,13 +427,15 @@ class Trace:
         rec["pos"] = ev["pos"][idx] + within_u
         rec["icount"] = ev["icount"][idx] + within_u
         rec["pc"] = ivaddr
-        rec["vaddr"] = np.where(is_exec, ivaddr, np.where(is_data | cmo_addr, evaddr, 0))
+        rec["vaddr"] = np.where(is_exec, ivaddr, np.where(is_data | cmo_addr | exc_from, evaddr, 0))
         rec["paddr"] = np.where(fetch_phys, ivaddr, np.where(paddr_ok, ev["paddr"][idx], 0))
-        rec["value"] = np.where(is_mark, evaddr, np.where(is_cmo, cmo, np.where(is_data, ev["value"][idx], 0)))
+        rec["value"] = np.where(is_mark, evaddr, np.where(is_cmo, cmo, np.where(
+            is_data, ev["value"][idx], np.where(exc_cause, ev["paddr"][idx], 0))))
         rec["value_hi"] = np.where(is_data, ev["value_hi"][idx], 0)
         rec["vcpu"] = vcpu
         rec["kind"] = np.where(is_exec, L.KIND_FETCH, np.where(is_mark, L.KIND_MARKER, np.where(
-            is_cmo, L.KIND_CMO, np.where((fl & L.EVF_STORE) != 0, L.KIND_STORE, L.KIND_LOAD))))
+            is_cmo, L.KIND_CMO, np.where(is_exc, L.KIND_EXCEPTION, np.where(
+                (fl & L.EVF_STORE) != 0, L.KIND_STORE, L.KIND_LOAD)))))
         rec["size"] = np.where(is_exec, self._isize[ids],
                                np.where(is_data, np.left_shift(1, fl & L.EVF_SIZE_MASK), 0))
         rec["priv"] = self._ipriv[ids]
@@ -441,7 +446,10 @@ class Trace:
             dflags |= np.uint8(L.RF_VALUE)
         whole = ((cmo >> 4) & 3) == L.CMO_WHOLE
         cflags = np.where(cmo_addr | whole, 0, L.RF_NOADDR).astype(np.uint8)
-        rec["flags"] = np.where(is_data, dflags, np.where(is_cmo, cflags, np.where(fetch_phys, L.RF_PADDR, 0)))
+        xflags = (np.where(exc_from, 0, L.RF_NOADDR) | np.where(exc_cause, L.RF_VALUE, 0)
+                  | np.where((fl & L.EVF_EXC_INTERRUPT) != 0, L.RF_INTERRUPT, 0)).astype(np.uint8)
+        rec["flags"] = np.where(is_data, dflags, np.where(is_cmo, cflags, np.where(
+            is_exc, xflags, np.where(fetch_phys, L.RF_PADDR, 0))))
         return rec
 
     def _decode_chunk(self, f: BinaryIO, i: int, flt: _Filter, batch_size: int) -> Iterator[np.ndarray]:
@@ -455,7 +463,7 @@ class Trace:
             raise self._fail(off, str(exc), i) from None
         vcpu = int(self._hdrs[i]["vcpu"])
         k = ev["kind"]
-        badk = (k < L.EV_EXEC) | (k > L.EV_CMO)
+        badk = (k < L.EV_EXEC) | (k > L.EV_EXCEPTION)
         if badk.any():
             j = int(np.flatnonzero(badk)[0])
             raise self._fail(off, f"event {j} has unknown kind {int(k[j])}", i)
@@ -467,6 +475,7 @@ class Trace:
             keep &= ((k == L.EV_EXEC) & (L.KIND_FETCH in flt.kinds)) | (
                 (k == L.EV_MARK) & (L.KIND_MARKER in flt.kinds)) | (
                 (k == L.EV_CMO) & (L.KIND_CMO in flt.kinds)) | (
+                (k == L.EV_EXCEPTION) & (L.KIND_EXCEPTION in flt.kinds)) | (
                 (k == L.EV_DATA) & np.where(store, L.KIND_STORE in flt.kinds, L.KIND_LOAD in flt.kinds))
         if flt.pos is not None:
             lo, hi = flt.pos
@@ -633,8 +642,8 @@ _PRIV_ORDER = ("user", "supervisor", "hypervisor", "machine", "unknown")
 
 def arrow_schema() -> Any:
     """Columns of the Arrow/Parquet form; null: vaddr for markers and address-less cache operations, paddr when
-    unknown, value unless a marker's n, a cache operation's code or a recorded value, value_hi unless the high half
-    of a recorded 16-byte value."""
+    unknown, value unless a marker's n, a cache operation's code, a recorded value or an exception's cause, value_hi
+    unless the high half of a recorded 16-byte value; for exceptions vaddr is the PC the trap came from."""
     import pyarrow as pa
 
     return pa.schema([
@@ -657,9 +666,12 @@ def records_to_arrow(rec: np.ndarray) -> Any:
     kind, flags = rec["kind"], rec["flags"]
     is_mark = kind == L.KIND_MARKER
     is_cmo = kind == L.KIND_CMO
+    is_exc = kind == L.KIND_EXCEPTION
     paddr_ok = (flags & L.RF_PADDR) != 0
-    data_value = (kind <= L.KIND_STORE) & ((flags & L.RF_VALUE) != 0)
+    has_value = (flags & L.RF_VALUE) != 0
+    data_value = (kind <= L.KIND_STORE) & has_value
     no_addr = is_mark | (is_cmo & (((flags & L.RF_NOADDR) != 0) | (((rec["value"] >> 4) & 3) == L.CMO_WHOLE)))
+    no_addr |= is_exc & ((flags & L.RF_NOADDR) != 0)
 
     def col(name: str) -> np.ndarray:
         return np.ascontiguousarray(rec[name])
@@ -670,7 +682,8 @@ def records_to_arrow(rec: np.ndarray) -> Any:
         pa.array(col("pos")), pa.array(col("icount")), pa.array(col("vcpu")), kinds.cast(pa.string()),
         pa.array(col("vaddr"), mask=no_addr), pa.array(col("paddr"), mask=~paddr_ok),
         pa.array(col("size")), pa.array(col("pc")), privs.cast(pa.string()),
-        pa.array((flags & L.RF_IO) != 0), pa.array(col("value"), mask=~(is_mark | is_cmo | data_value)),
+        pa.array((flags & L.RF_IO) != 0),
+        pa.array(col("value"), mask=~(is_mark | is_cmo | data_value | (is_exc & has_value))),
         pa.array(col("value_hi"), mask=~(data_value & (rec["size"] == 16))),
         pa.array((flags & L.RF_ATOMIC) != 0), pa.array((flags & L.RF_EXCLUSIVE) != 0),
     ]

@@ -39,7 +39,7 @@ def format_records(rec: np.ndarray, addr_bits: int = 64) -> list[str]:
     for pos, icount, va, pa, pc, value, vcpu, kind, size, priv, flags in zip(*cols.values(), strict=True):
         marker = kind == L.KIND_MARKER
         whole = kind == L.KIND_CMO and (value >> 4) & 3 == L.CMO_WHOLE
-        va_s = "-" if marker or whole or flags & L.RF_NOADDR else f"0x{va:x}"
+        va_s = "-" if marker or whole or flags & L.RF_NOADDR else f"0x{va:x}"   # exception: where it came from
         pa_s = f"0x{pa:x}" if flags & L.RF_PADDR else "-"
         tail = ""
         if flags & L.RF_IO:
@@ -56,6 +56,9 @@ def format_records(rec: np.ndarray, addr_bits: int = 64) -> list[str]:
             tail += f" value={value:#x}"
         elif kind == L.KIND_CMO:
             tail += " " + cmo_name(value) + (" addr=?" if flags & L.RF_NOADDR else "")
+        elif kind == L.KIND_EXCEPTION:
+            tail += " interrupt" if flags & L.RF_INTERRUPT else " exception"
+            tail += f" cause={value:#x}" if flags & L.RF_VALUE else " cause=?"
         priv_s = _PRIVS[priv] if priv <= L.PRIV_MACHINE else "unknown"
         lines.append(
             f"pos={pos:<10} vcpu={vcpu:<3} icount={icount:<10} {L.KIND_NAMES[kind]:<6} va={va_s:<{aw}} "

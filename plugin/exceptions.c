@@ -1,0 +1,95 @@
+/* Exceptions and interrupts. QEMU 10.0's plugin API has no discontinuity callback (10.2 adds one), so memtap
+ * recognises a trap by where the vCPU goes: a block that starts at the architecture's trap vector, checked when
+ * QEMU translates it (RISC-V mtvec / stvec, AArch64 VBAR_EL1), gets a callback that reads the cause and the
+ * interrupted PC from the trap registers. Where no vector is known (x86: QEMU does not expose IDTR to plugins)
+ * only a block left in its middle is seen, by hooks.c, as an exception of unknown cause. */
+#include <string.h>
+
+#include "memtap_plugin.h"
+
+enum exc_arch { EXC_NONE, EXC_RISCV64, EXC_RISCV32, EXC_A64 };
+enum { R_MTVEC, R_STVEC, R_MCAUSE, R_SCAUSE, R_MEPC, R_SEPC, R_VBAR, R_ESR, R_ELR, R_N };
+static enum exc_arch arch;
+static struct qemu_plugin_register *reg[R_N];
+
+void mt_exc_init(const char *target)
+{
+    arch = !strcmp(target, "riscv64") ? EXC_RISCV64
+           : !strcmp(target, "riscv32") ? EXC_RISCV32
+           : !strcmp(target, "aarch64") ? EXC_A64
+                                        : EXC_NONE;
+}
+
+void mt_exc_vcpu_init(void)
+{
+    static const char *const names[R_N] = {"mtvec", "stvec", "mcause", "scause", "mepc", "sepc",
+                                           "VBAR", "ESR_EL1", "ELR_EL1"};
+    if (arch != EXC_NONE) {
+        mt_regs_find(names, R_N, reg);
+    }
+}
+
+bool mt_exc_vectors_known(void)
+{
+    return arch != EXC_NONE;
+}
+
+/* Whether a block starting at pc, translated at privilege priv, is a trap vector entry; *vec describes it. */
+bool mt_exc_vector(uint64_t pc, uint8_t priv, struct mt_vector *vec)
+{
+    uint64_t base;
+    if (arch == EXC_RISCV64 || arch == EXC_RISCV32) {
+        bool m = priv == MEMTAP_PRIV_MACHINE;
+        if ((!m && priv != MEMTAP_PRIV_SUPERVISOR) || !mt_regs_read(reg[m ? R_MTVEC : R_STVEC], &base)) {
+            return false;
+        }
+        uint64_t mode = base & 3;
+        base &= ~(uint64_t)3;
+        /* Direct mode: every trap enters at base. Vectored: exceptions at base, interrupt i at base + 4i. */
+        bool hit = pc == base || (mode == 1 && pc > base && pc < base + 4 * 64 && (pc - base) % 4 == 0);
+        *vec = (struct mt_vector){.cause = reg[m ? R_MCAUSE : R_SCAUSE], .epc = reg[m ? R_MEPC : R_SEPC],
+                                  .cls = MT_VEC_RISCV};
+        return hit;
+    }
+    if (arch == EXC_A64) {
+        /* 16 entries of 0x80 bytes: (current EL SP0, current EL SPx, lower EL A64, lower EL A32) x (synchronous,
+         * IRQ, FIQ, SError). Only EL1's table is readable here. */
+        if (priv != MEMTAP_PRIV_SUPERVISOR || !mt_regs_read(reg[R_VBAR], &base) || pc < base ||
+            pc >= base + 0x800 || (pc - base) % 0x80) {
+            return false;
+        }
+        unsigned kind = (unsigned)((pc - base) >> 7) & 3;
+        *vec = (struct mt_vector){.cause = kind == 0 ? reg[R_ESR] : NULL, .epc = reg[R_ELR],
+                                  .cls = kind == 0 ? MT_VEC_SYNC : MT_VEC_ASYNC, .async_kind = (uint8_t)kind};
+        return true;
+    }
+    return false;
+}
+
+/* Reads the trap registers at the vector's first instruction: the interrupted PC, and the cause where the
+ * architecture keeps one. Returns MEMTAP_EVF_EXC_* flags. */
+uint8_t mt_exc_read(const struct mt_vector *vec, uint64_t *from, uint64_t *cause)
+{
+    uint8_t flags = 0;
+    if (mt_regs_read(vec->epc, from)) {
+        flags |= MEMTAP_EVF_EXC_FROM;
+    }
+    switch (vec->cls) {
+    case MT_VEC_RISCV:
+        if (mt_regs_read(vec->cause, cause)) {
+            uint64_t top = arch == EXC_RISCV64 ? 1ull << 63 : 1ull << 31;
+            flags |= MEMTAP_EVF_EXC_CAUSE | (*cause & top ? MEMTAP_EVF_EXC_INTERRUPT : 0);
+        }
+        break;
+    case MT_VEC_SYNC:
+        if (mt_regs_read(vec->cause, cause)) {
+            flags |= MEMTAP_EVF_EXC_CAUSE;   /* ESR_EL1 */
+        }
+        break;
+    default:
+        *cause = vec->async_kind;   /* 1 IRQ, 2 FIQ, 3 SError */
+        flags |= MEMTAP_EVF_EXC_CAUSE | MEMTAP_EVF_EXC_INTERRUPT;
+        break;
+    }
+    return flags;
+}

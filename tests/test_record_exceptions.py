@@ -1,0 +1,86 @@
+"""Exceptions as records: where the instruction stream jumped from, to which handler, and why.
+
+QEMU 10.0 has no discontinuity callback for plugins: on RISC-V and AArch64 memtap recognises trap vector entries
+(mtvec/stvec, VBAR_EL1) and reads the cause and return address from the trap registers; on x86 it sees only
+exceptions that leave a block in its middle. Expected values come from the guests' ELF symbols and the ISA's
+cause encodings.
+"""
+
+from __future__ import annotations
+
+import pytest
+from guestlib import guest, record, symbols
+
+import memtap
+from memtap import layout as L
+
+
+def records(tmp_path, arch, program, *options):
+    path = tmp_path / f"{program}.trace"
+    proc = record(path, arch, program, *options)
+    assert proc.returncode == 0, proc.stderr
+    return memtap.open(path)
+
+
+def around(recs, i):
+    """(kind, pc) of the records just before and after record i."""
+    return [(L.KIND_NAMES[r["kind"]], int(r["pc"])) for r in recs[i - 1 : i + 2]]
+
+
+@pytest.mark.parametrize(("arch", "cause_ok"), [
+    ("riscv64", lambda c: c == 2),          # mcause 2: illegal instruction
+    ("aarch64", lambda c: c >> 26 == 0),    # ESR_EL1.EC 0: unknown reason (UDF)
+])
+def test_fault_is_one_exception_record(tmp_path, arch, cause_ok):
+    sym = symbols(guest(arch, "fault"))
+    trace = records(tmp_path, arch, "fault", "--start-on-marker")
+    assert trace.info["exceptions"] == "vector"
+    recs = trace.records()
+    exc = [i for i, r in enumerate(recs) if r["kind"] == L.KIND_EXCEPTION]
+    assert len(exc) == 1
+    r = recs[exc[0]]
+    assert (int(r["pc"]), int(r["vaddr"])) == (sym["handler_begin"], sym["fault_insn"])
+    assert r["flags"] & L.RF_VALUE and not r["flags"] & L.RF_INTERRUPT and cause_ok(int(r["value"]))
+    # It sits between the faulting instruction's fetch and the handler's first fetch, with the faulting one's icount.
+    assert around(recs, exc[0]) == [("fetch", sym["fault_insn"]), ("exception", sym["handler_begin"]),
+                                    ("fetch", sym["handler_begin"])]
+    assert r["icount"] == recs[exc[0] - 1]["icount"]
+    assert trace.end["records"]["exception"] == 1
+
+
+def test_ecall_from_user_mode(tmp_path):
+    """riscv64 `priv`: U-mode code ecalls back into M-mode: mcause 8 (environment call from U-mode)."""
+    sym = symbols(guest("riscv64", "priv"))
+    recs = records(tmp_path, "riscv64", "priv").records(kinds="exception")
+    assert [(int(r["vaddr"]), int(r["value"]), int(r["priv"])) for r in recs] == [
+        (sym["user_ecall"], 8, L.PRIV_MACHINE)]
+
+
+def test_data_only_mode_keeps_exceptions(tmp_path):
+    sym = symbols(guest("riscv64", "fault"))
+    trace = records(tmp_path, "riscv64", "fault", "--start-on-marker", "--events", "load,store")
+    recs = trace.records()
+    assert [(L.KIND_NAMES[r["kind"]], int(r["pc"]), int(r["vaddr"]), int(r["value"])) for r in recs] == [
+        ("exception", sym["handler_begin"], sym["fault_insn"], 2)]
+    full = records(tmp_path / "..", "riscv64", "fault", "--start-on-marker").records(kinds="exception")
+    assert recs["icount"].tolist() == full["icount"].tolist()
+
+
+def test_x86_exception_in_a_blocks_middle(tmp_path):
+    """x86_64 `gpfault`: a non-canonical load raises #GP mid-block; the record has no cause (no IDT access)."""
+    sym = symbols(guest("x86_64", "gpfault"))
+    trace = records(tmp_path, "x86_64", "gpfault", "--start-on-marker")
+    assert trace.info["exceptions"] == "early-exit"
+    recs = trace.records()
+    exc = [i for i, r in enumerate(recs) if r["kind"] == L.KIND_EXCEPTION]
+    assert len(exc) == 1
+    r = recs[exc[0]]
+    assert (int(r["pc"]), int(r["vaddr"]), int(r["flags"])) == (sym["gp_handler"], sym["gp_insn"], 0)
+    assert around(recs, exc[0]) == [("fetch", sym["gp_insn"]), ("exception", sym["gp_handler"]),
+                                    ("fetch", sym["gp_handler"])]
+
+
+def test_x86_exception_at_a_blocks_end_is_not_seen(tmp_path):
+    """x86_64 `fault`: ud2 ends its block, so QEMU 10.0 gives a plugin no sign of the #UD (documented)."""
+    trace = records(tmp_path, "x86_64", "fault", "--start-on-marker")
+    assert len(trace.records(kinds="exception")) == 0
