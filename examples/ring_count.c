@@ -5,7 +5,7 @@
  *     memtap record --ring demo --ring-wait 1 -o run.trace -- qemu-system-riscv64 ... &
  *     ./ring_count demo
  *
- * Output, one "key value" per line: fetch, load, store, marker, cmo, lost, joined_seq, first_pos. */
+ * Output, one "key value" per line: fetch, load, store, marker, cmo, exception, lost, joined_seq, first_pos. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +23,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ring_count: %s\n", c.error);
         return 1;
     }
-    static const char *const kinds[] = {"fetch", "load", "store", "marker", "cmo"};   /* MEMTAP_KIND_* */
+    static const char *const kinds[] = {"fetch", "load", "store", "marker", "cmo", "exception"};   /* MEMTAP_KIND_* */
     enum { NKINDS = sizeof(kinds) / sizeof(kinds[0]) };
     uint64_t counts[NKINDS] = {0}, other = 0, first_pos = UINT64_MAX;
     const struct memtap_record *r;

@@ -210,7 +210,6 @@ static const struct arch arches[] = {
 
 static const struct arch *arch;
 static struct qemu_plugin_register *priv_reg;
-static __thread GByteArray *reg_buf;   /* vCPUs translate concurrently under MTTCG */
 static const char *priv_source = "none";
 
 int mt_arch_init(const char *target)
@@ -218,6 +217,7 @@ int mt_arch_init(const char *target)
     for (size_t i = 0; i < sizeof(arches) / sizeof(arches[0]); i++) {
         if (strcmp(arches[i].target, target) == 0) {
             arch = &arches[i];
+            mt_regs_big_endian = arch->big_endian;
             return 0;
         }
     }
@@ -227,43 +227,19 @@ int mt_arch_init(const char *target)
 /* Finds the privilege register once; a vCPU without it leaves privilege unknown. */
 void mt_arch_vcpu_init(void)
 {
-    if (!arch || priv_reg) {
-        return;
+    if (arch && !priv_reg) {
+        mt_regs_find(&arch->reg, 1, &priv_reg);
+        priv_source = priv_reg ? arch->reg : "none";
     }
-    GArray *regs = qemu_plugin_get_registers();
-    if (!regs) {
-        return;
-    }
-    const qemu_plugin_reg_descriptor *d = (const qemu_plugin_reg_descriptor *)regs->data;
-    for (unsigned i = 0; i < regs->len; i++) {
-        if (d[i].name && strcmp(d[i].name, arch->reg) == 0) {
-            priv_reg = d[i].handle;
-            priv_source = arch->reg;
-            break;
-        }
-    }
-    g_array_free(regs, 1);
 }
 
 /* The privilege level of the vCPU that is translating: constant over a block, because every QEMU target
  * keys its translation blocks on it. */
 uint8_t mt_arch_priv(void)
 {
-    if (!priv_reg) {
+    uint64_t v;
+    if (!mt_regs_read(priv_reg, &v)) {
         return MEMTAP_PRIV_UNKNOWN;
-    }
-    if (!reg_buf) {
-        reg_buf = g_byte_array_new();
-    }
-    g_byte_array_set_size(reg_buf, 0);
-    int n = qemu_plugin_read_register(priv_reg, reg_buf);
-    if (n <= 0 || (unsigned)n > sizeof(uint64_t) || reg_buf->len < (unsigned)n) {
-        return MEMTAP_PRIV_UNKNOWN;
-    }
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++) {
-        unsigned at = arch->big_endian ? (unsigned)i : (unsigned)(n - 1 - i);
-        v = v << 8 | reg_buf->data[at];
     }
     tb_reg = v;
     return arch->priv(v);

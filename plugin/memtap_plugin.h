@@ -221,6 +221,7 @@ MT_LOCAL bool mt_decode_ea(const struct mt_ea *ea, uint64_t pc, uint64_t *out);
 /* regs.c: guest registers by name. */
 MT_LOCAL void mt_regs_find(const char *const *names, size_t n, struct qemu_plugin_register **handles);
 MT_LOCAL bool mt_regs_read(struct qemu_plugin_register *handle, uint64_t *value);
+extern MT_LOCAL bool mt_regs_big_endian;
 
 /* exceptions.c: trap vectors and the registers that say why a trap happened. */
 enum mt_vector_class { MT_VEC_RISCV, MT_VEC_SYNC, MT_VEC_ASYNC };

@@ -6,6 +6,7 @@
 #include "memtap_plugin.h"
 
 static __thread GByteArray *buf;   /* vCPUs read concurrently under MTTCG */
+MT_LOCAL bool mt_regs_big_endian;   /* QEMU returns registers in the target's byte order */
 
 /* Fills handles[i] for each names[i] the vCPU has (NULL names are skipped); call from a vCPU-init callback. */
 void mt_regs_find(const char *const *names, size_t n, struct qemu_plugin_register **handles)
@@ -38,7 +39,10 @@ bool mt_regs_read(struct qemu_plugin_register *handle, uint64_t *value)
     if (n <= 0 || n > 8 || buf->len < (unsigned)n) {
         return false;
     }
-    *value = 0;
-    memcpy(value, buf->data, (size_t)n);   /* target byte order = host byte order on little-endian hosts */
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) {
+        v = v << 8 | buf->data[mt_regs_big_endian ? i : n - 1 - i];
+    }
+    *value = v;
     return true;
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from guestlib import ARCHES, guest, record, symbols
+from guestlib import ALL_ARCHES, guest, record, symbols
 
 import memtap
 from memtap.layout import KIND_NAMES
@@ -40,7 +40,7 @@ def halves_in_address_order(got: list[tuple[str, int, int]]) -> list[tuple[str, 
     return pairs(got[:1024]) + got[1024:-1024] + pairs(got[-1024:])
 
 
-@pytest.mark.parametrize("arch", ARCHES)
+@pytest.mark.parametrize("arch", ALL_ARCHES)
 def test_region_every_access_and_nothing_else(tmp_path, arch):
     region = symbols(guest(arch, "region"))["mt_region"]
     trace_path = tmp_path / "region.trace"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from guestlib import ARCHES, guest, instructions, record, symbols
+from guestlib import ALL_ARCHES, guest, instructions, record, symbols
 
 import memtap
 from memtap.layout import KIND_NAMES, PRIV_MACHINE, PRIV_SUPERVISOR, RF_PADDR
@@ -53,7 +53,7 @@ def as_tuples(recs: np.ndarray) -> list[tuple]:
     return [(KIND_NAMES[r["kind"]], int(r["pc"]), int(r["vaddr"]), int(r["size"]), int(r["value"])) for r in recs]
 
 
-@pytest.mark.parametrize("arch", ARCHES)
+@pytest.mark.parametrize("arch", ALL_ARCHES)
 def test_seq_exact_records(tmp_path, arch):
     trace_path = tmp_path / "seq.trace"
     proc = record(trace_path, arch, "seq", "--start-on-marker")

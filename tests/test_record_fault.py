@@ -7,13 +7,13 @@ advances the saved PC and returns. Expected fetches come from the ELF.
 from __future__ import annotations
 
 import pytest
-from guestlib import ARCHES, guest, instruction_at, instructions, record, symbols
+from guestlib import ALL_ARCHES, guest, instruction_at, instructions, record, symbols
 
 import memtap
 from memtap.layout import KIND_EXCEPTION, KIND_FETCH
 
 
-@pytest.mark.parametrize("arch", ARCHES)
+@pytest.mark.parametrize("arch", ALL_ARCHES)
 def test_fault_mid_block_fetches(tmp_path, arch):
     elf = guest(arch, "fault")
     sym = symbols(elf)

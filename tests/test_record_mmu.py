@@ -5,12 +5,12 @@ through its identity mapping. Each data record's vaddr and paddr must be exactly
 from __future__ import annotations
 
 import pytest
-from guestlib import ARCHES, builder, guest, record, symbols
+from guestlib import ALL_ARCHES, builder, guest, record, symbols
 
 import memtap
 from memtap.layout import KIND_NAMES, PRIV_SUPERVISOR, RF_PADDR
 
-MMU_ARCHES = [a for a in ARCHES if builder().has_program(a, "mmu")]
+MMU_ARCHES = [a for a in ALL_ARCHES if builder().has_program(a, "mmu")]
 
 
 @pytest.mark.parametrize("arch", MMU_ARCHES)

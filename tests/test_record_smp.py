@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from guestlib import ARCHES, guest, record, symbols
+from guestlib import ALL_ARCHES, guest, record, symbols
 
 import memtap
 from memtap.layout import KIND_STORE
 
 # ppc runs the smp guest under plain QEMU, but QEMU 10.0.2 itself crashes (SIGSEGV in generated code) as soon as
 # a secondary e500 CPU is released from the spin table while any plugin with per-vCPU inline operations is loaded.
-SMP_ARCHES = [a for a in ARCHES if a != "ppc"]
+SMP_ARCHES = [a for a in ALL_ARCHES if a != "ppc"]
 
 
 @pytest.mark.parametrize("arch", SMP_ARCHES)
