@@ -245,6 +245,12 @@ uint8_t mt_arch_priv(void)
     return arch->priv(v);
 }
 
+/* Whether the block being translated is Thumb code (Arm CPSR.T, read by mt_arch_priv for this block). */
+bool mt_arch_thumb(void)
+{
+    return arch && !strcmp(arch->target, "arm") && (tb_reg & 0x20);
+}
+
 const char *mt_arch_priv_source(void)
 {
     return priv_source;

@@ -10,7 +10,7 @@
 
 #define CMO(op, gran, level) ((uint8_t)((op) | (gran) << 4 | (level) << 6))
 
-enum isa { ISA_NONE, ISA_X86_64, ISA_I386, ISA_A64, ISA_RISCV };
+enum isa { ISA_NONE, ISA_X86_64, ISA_I386, ISA_A64, ISA_RISCV, ISA_ARM, ISA_PPC };
 static enum isa isa;
 MT_LOCAL _Atomic uint64_t mt_undecoded;
 static __thread bool unknown;   /* set by a decoder that saw an encoding it cannot take apart */
@@ -318,11 +318,150 @@ static bool decode_riscv(const uint8_t *b, size_t size, struct mt_insn_class *c)
     return false;
 }
 
+/* --- Arm (A32 and Thumb-2) --------------------------------------------------------------------------------- */
+
+/* MCR p15, 0, Rt, c7, CRm, opc2: the ARMv7 cache operations (the same bits in A32, with a condition, and in T32,
+ * whose first halfword is 0xee0x). Rt holds the address, or for set/way operations set, way and level. */
+static bool decode_cp15(uint32_t w, struct mt_insn_class *c)
+{
+    if ((w & 0x0fff0f10u) != 0x0e070f10u) {     /* MCR, opc1 0, CRn c7, coprocessor 15 */
+        return false;
+    }
+    unsigned crm = w & 15, opc2 = (w >> 5) & 7, rt = (w >> 12) & 15;
+    static const struct {
+        uint8_t crm, opc2, op, gran;
+    } ops[] = {
+        {1, 0, MEMTAP_CMO_ICACHE_INVALIDATE, MEMTAP_CMO_WHOLE},   /* ICIALLUIS */
+        {5, 0, MEMTAP_CMO_ICACHE_INVALIDATE, MEMTAP_CMO_WHOLE},   /* ICIALLU */
+        {5, 1, MEMTAP_CMO_ICACHE_INVALIDATE, MEMTAP_CMO_LINE},    /* ICIMVAU */
+        {6, 1, MEMTAP_CMO_INVALIDATE, MEMTAP_CMO_LINE},           /* DCIMVAC */
+        {6, 2, MEMTAP_CMO_INVALIDATE, MEMTAP_CMO_SET_WAY},        /* DCISW */
+        {10, 1, MEMTAP_CMO_CLEAN, MEMTAP_CMO_LINE},               /* DCCMVAC */
+        {10, 2, MEMTAP_CMO_CLEAN, MEMTAP_CMO_SET_WAY},            /* DCCSW */
+        {11, 1, MEMTAP_CMO_CLEAN, MEMTAP_CMO_LINE},               /* DCCMVAU */
+        {14, 1, MEMTAP_CMO_FLUSH, MEMTAP_CMO_LINE},               /* DCCIMVAC */
+        {14, 2, MEMTAP_CMO_FLUSH, MEMTAP_CMO_SET_WAY},            /* DCCISW */
+    };
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        if (ops[i].crm == crm && ops[i].opc2 == opc2) {
+            c->flags |= MEMTAP_INSN_CMO;
+            c->cmo = CMO(ops[i].op, ops[i].gran, 0);
+            if (ops[i].gran != MEMTAP_CMO_WHOLE) {
+                ea_regs(&c->ea, (int)rt, -1, 0, 0);
+                c->ea.kind = ops[i].gran == MEMTAP_CMO_SET_WAY ? MT_EA_SET_WAY : MT_EA_REGS;
+                c->ea.addr32 = 1;
+            }
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool decode_a32(uint32_t w, struct mt_insn_class *c)
+{
+    if ((w & 0x0f8002f0u) == 0x01800290u && ((w >> 10) & 3) == 3) {   /* LDREX, STREX, B/H/D forms (not LDA/STL) */
+        c->flags |= MEMTAP_INSN_EXCLUSIVE;
+        return true;
+    }
+    if ((w & 0x0fb00ff0u) == 0x01000090u) {   /* SWP, SWPB: atomic swap */
+        c->flags |= MEMTAP_INSN_ATOMIC;
+        return true;
+    }
+    if ((w & 0xff30f000u) == 0xf510f000u) {   /* PLD / PLDW [Rn, #+/-imm12] (R: bit 22 set for PLD) */
+        int32_t imm = (int32_t)(w & 0xfff);
+        c->flags |= MEMTAP_INSN_CMO;
+        c->cmo = CMO((w >> 22) & 1 ? MEMTAP_CMO_PREFETCH_READ : MEMTAP_CMO_PREFETCH_WRITE, MEMTAP_CMO_LINE, 0);
+        ea_regs(&c->ea, (int)((w >> 16) & 15), -1, 0, (w >> 23) & 1 ? imm : -imm);
+        c->ea.addr32 = 1;
+        return true;
+    }
+    return decode_cp15(w, c);
+}
+
+static bool decode_t32(const uint8_t *b, size_t size, struct mt_insn_class *c)
+{
+    if (size != 4) {
+        return false;                         /* 16-bit Thumb instructions: none of these */
+    }
+    uint32_t hw1 = (uint32_t)(b[0] | b[1] << 8), hw2 = (uint32_t)(b[2] | b[3] << 8), w = hw1 << 16 | hw2;
+    unsigned op3 = (hw2 >> 4) & 15;
+    if ((hw1 & 0xffe0u) == 0xe840u ||          /* STREX, LDREX */
+        ((hw1 & 0xffe0u) == 0xe8c0u && (op3 == 4 || op3 == 5 || op3 == 7))) {   /* ...B, ...H, ...D */
+        c->flags |= MEMTAP_INSN_EXCLUSIVE;
+        return true;
+    }
+    if ((hw1 & 0xffd0u) == 0xf890u && (hw2 & 0xf000u) == 0xf000u) {   /* PLD / PLDW [Rn, #imm12] */
+        c->flags |= MEMTAP_INSN_CMO;
+        c->cmo = CMO((hw1 >> 5) & 1 ? MEMTAP_CMO_PREFETCH_WRITE : MEMTAP_CMO_PREFETCH_READ, MEMTAP_CMO_LINE, 0);
+        ea_regs(&c->ea, (int)(hw1 & 15), -1, 0, hw2 & 0xfff);
+        c->ea.addr32 = 1;
+        return true;
+    }
+    return (hw1 & 0xfff0u) == 0xee00u && decode_cp15(w, c);
+}
+
+/* --- PowerPC (32-bit, big-endian): X-form storage-control and reservation instructions, EA = (RA|0) + RB -------- */
+
+static bool decode_ppc(const uint8_t *b, size_t size, struct mt_insn_class *c)
+{
+    if (size != 4) {
+        return false;
+    }
+    uint32_t w = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    if (w >> 26 != 31) {
+        return false;
+    }
+    unsigned xo = (w >> 1) & 0x3ff, rt = (w >> 21) & 31, ra = (w >> 16) & 31, rb = (w >> 11) & 31;
+    switch (xo) {
+    case 20: case 84: case 52: case 116:      /* lwarx, ldarx, lbarx, lharx */
+    case 150: case 214: case 694: case 726:   /* stwcx., stdcx., stbcx., sthcx. */
+        c->flags |= MEMTAP_INSN_EXCLUSIVE;
+        return true;
+    default:
+        break;
+    }
+    static const struct {
+        uint16_t xo;
+        uint8_t op;
+        bool ct;                              /* the RT field is a cache target: CT 0 is L1, 2 is L2 */
+    } ops[] = {
+        {86, MEMTAP_CMO_FLUSH, false},        /* dcbf */
+        {54, MEMTAP_CMO_CLEAN, false},        /* dcbst */
+        {470, MEMTAP_CMO_INVALIDATE, false},  /* dcbi */
+        {1014, MEMTAP_CMO_ZERO, false},       /* dcbz */
+        {278, MEMTAP_CMO_PREFETCH_READ, false},    /* dcbt */
+        {246, MEMTAP_CMO_PREFETCH_WRITE, false},   /* dcbtst */
+        {982, MEMTAP_CMO_ICACHE_INVALIDATE, false},/* icbi */
+        {166, MEMTAP_CMO_LOCK, true},         /* dcbtls */
+        {134, MEMTAP_CMO_LOCK, true},         /* dcbtstls */
+        {486, MEMTAP_CMO_LOCK, true},         /* icbtls */
+        {390, MEMTAP_CMO_UNLOCK, true},       /* dcblc */
+        {230, MEMTAP_CMO_UNLOCK, true},       /* icblc */
+    };
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        if (ops[i].xo == xo) {
+            unsigned level = ops[i].ct ? (rt == 0 ? 1 : rt == 2 ? 2 : 0) : 0;
+            c->flags |= MEMTAP_INSN_CMO;
+            c->cmo = CMO(ops[i].op, MEMTAP_CMO_LINE, level);
+            ea_regs(&c->ea, ra ? (int)ra : -1, (int)rb, 0, 0);
+            c->ea.addr32 = 1;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* --- registers and entry points ----------------------------------------------------------------------------- */
 
 static const char *const x86_64_regs[] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
                                           "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"};
 static const char *const i386_regs[] = {"eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"};
+static const char *const arm_regs[] = {"r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10",
+                                       "r11", "r12", "sp", "lr", "pc"};
+static const char *const ppc_regs[] = {"r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10",
+                                       "r11", "r12", "r13", "r14", "r15", "r16", "r17", "r18", "r19", "r20",
+                                       "r21", "r22", "r23", "r24", "r25", "r26", "r27", "r28", "r29", "r30",
+                                       "r31"};
 static const char *const riscv_regs[] = {"zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "fp", "s1", "a0",
                                          "a1", "a2", "a3", "a4", "a5", "a6", "a7", "s2", "s3", "s4", "s5", "s6",
                                          "s7", "s8", "s9", "s10", "s11", "t3", "t4", "t5", "t6"};
@@ -336,6 +475,8 @@ int mt_decode_init(const char *target)
           : !strcmp(target, "i386")                               ? ISA_I386
           : !strcmp(target, "aarch64")                            ? ISA_A64
           : !strcmp(target, "riscv64") || !strcmp(target, "riscv32") ? ISA_RISCV
+          : !strcmp(target, "arm")                                ? ISA_ARM
+          : !strcmp(target, "ppc")                                ? ISA_PPC
                                                                   : ISA_NONE;
     return isa == ISA_NONE ? -1 : 0;
 }
@@ -355,6 +496,10 @@ static const char *reg_name(int r)
         return r >= 0 && r < 32 ? riscv_regs[r] : NULL;
     case ISA_A64:
         return r >= 0 && r <= A64_SP ? a64_regs[r] : NULL;
+    case ISA_ARM:
+        return r >= 0 && r < 16 ? arm_regs[r] : NULL;
+    case ISA_PPC:
+        return r >= 0 && r < 32 ? ppc_regs[r] : NULL;
     default:
         return NULL;
     }
@@ -401,6 +546,10 @@ static bool decode_any(const uint8_t *bytes, size_t size, struct mt_insn_class *
         return size == 4 && decode_a64(le32(bytes), c);
     case ISA_RISCV:
         return decode_riscv(bytes, size, c);
+    case ISA_ARM:
+        return mt_arch_thumb() ? decode_t32(bytes, size, c) : size == 4 && decode_a32(le32(bytes), c);
+    case ISA_PPC:
+        return decode_ppc(bytes, size, c);
     default:
         return false;
     }

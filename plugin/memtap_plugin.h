@@ -252,6 +252,7 @@ MT_LOCAL int mt_arch_init(const char *target);
 MT_LOCAL void mt_arch_vcpu_init(void);
 MT_LOCAL uint8_t mt_arch_priv(void);
 MT_LOCAL const char *mt_arch_priv_source(void);
+MT_LOCAL bool mt_arch_thumb(void);
 MT_LOCAL bool mt_arch_marker(const uint8_t *bytes, size_t size, int16_t *op, uint16_t *arg);
 
 #endif /* MEMTAP_PLUGIN_H */
