@@ -1,14 +1,16 @@
 /* Exceptions and interrupts. QEMU 10.0's plugin API has no discontinuity callback (10.2 adds one), so memtap
  * recognises a trap by where the vCPU goes: a block that starts at the architecture's trap vector, checked when
- * QEMU translates it (RISC-V mtvec / stvec, AArch64 VBAR_EL1), gets a callback that reads the cause and the
- * interrupted PC from the trap registers. Where no vector is known (x86: QEMU does not expose IDTR to plugins)
- * only a block left in its middle is seen, by hooks.c, as an exception of unknown cause. */
+ * QEMU translates it (RISC-V mtvec / stvec, AArch64 VBAR_EL1, Arm VBAR, PowerPC BookE IVPR + IVORn), gets a
+ * callback that reads the cause and the interrupted PC from the trap registers (Arm keeps no such PC: hooks.c
+ * then takes the last instruction the vCPU started). Where no vector is known (x86: QEMU does not expose IDTR to
+ * plugins) only a block left in its middle is seen, by hooks.c, as an exception of unknown cause. */
 #include <string.h>
 
 #include "memtap_plugin.h"
 
-enum exc_arch { EXC_NONE, EXC_RISCV64, EXC_RISCV32, EXC_A64 };
-enum { R_MTVEC, R_STVEC, R_MCAUSE, R_SCAUSE, R_MEPC, R_SEPC, R_VBAR, R_ESR, R_ELR, R_N };
+enum exc_arch { EXC_NONE, EXC_RISCV64, EXC_RISCV32, EXC_A64, EXC_ARM, EXC_PPC };
+enum { R_MTVEC, R_STVEC, R_MCAUSE, R_SCAUSE, R_MEPC, R_SEPC, R_VBAR, R_ESR, R_ELR, R_SRR0, R_IVPR, R_IVOR0,
+       R_N = R_IVOR0 + 16 };
 static enum exc_arch arch;
 static struct qemu_plugin_register *reg[R_N];
 
@@ -17,13 +19,17 @@ void mt_exc_init(const char *target)
     arch = !strcmp(target, "riscv64") ? EXC_RISCV64
            : !strcmp(target, "riscv32") ? EXC_RISCV32
            : !strcmp(target, "aarch64") ? EXC_A64
+           : !strcmp(target, "arm")     ? EXC_ARM
+           : !strcmp(target, "ppc")     ? EXC_PPC
                                         : EXC_NONE;
 }
 
 void mt_exc_vcpu_init(void)
 {
-    static const char *const names[R_N] = {"mtvec", "stvec", "mcause", "scause", "mepc", "sepc",
-                                           "VBAR", "ESR_EL1", "ELR_EL1"};
+    static const char *const names[R_N] = {"mtvec", "stvec", "mcause", "scause", "mepc", "sepc", "VBAR",
+                                           "ESR_EL1", "ELR_EL1", "srr0", "ivpr", "ivor0", "ivor1", "ivor2",
+                                           "ivor3", "ivor4", "ivor5", "ivor6", "ivor7", "ivor8", "ivor9",
+                                           "ivor10", "ivor11", "ivor12", "ivor13", "ivor14", "ivor15"};
     if (arch != EXC_NONE) {
         mt_regs_find(names, R_N, reg);
     }
@@ -63,6 +69,30 @@ bool mt_exc_vector(uint64_t pc, uint8_t priv, struct mt_vector *vec)
                                   .cls = kind == 0 ? MT_VEC_SYNC : MT_VEC_ASYNC, .async_kind = (uint8_t)kind};
         return true;
     }
+    if (arch == EXC_ARM) {
+        /* Eight 4-byte slots: 1 undefined, 2 SVC, 3 prefetch abort, 4 data abort, 6 IRQ, 7 FIQ. */
+        if (priv == MEMTAP_PRIV_USER || !mt_regs_read(reg[R_VBAR], &base) || pc <= base || pc >= base + 32 ||
+            (pc - base) % 4 || pc - base == 20) {
+            return false;
+        }
+        unsigned slot = (unsigned)(pc - base) / 4;
+        *vec = (struct mt_vector){.cls = MT_VEC_INDEX, .index = (uint8_t)slot, .interrupt = slot >= 6};
+        return true;
+    }
+    if (arch == EXC_PPC && priv == MEMTAP_PRIV_SUPERVISOR && mt_regs_read(reg[R_IVPR], &base)) {
+        /* BookE: interrupt n enters at IVPR[0:15] | IVORn[16:27]. SRR0 holds the return address of the
+         * non-critical ones; 0, 1, 12 and 15 (critical, machine check, watchdog, debug) save it elsewhere. */
+        for (unsigned n = 0; n < 16; n++) {
+            uint64_t ivor;
+            if (mt_regs_read(reg[R_IVOR0 + n], &ivor) && pc == ((base & 0xffff0000u) | (ivor & 0xfff0u))) {
+                bool critical = n == 0 || n == 1 || n == 12 || n == 15;
+                *vec = (struct mt_vector){.epc = critical ? NULL : reg[R_SRR0], .cls = MT_VEC_INDEX,
+                                          .index = (uint8_t)n,
+                                          .interrupt = n == 0 || n == 4 || (n >= 10 && n <= 12)};
+                return true;
+            }
+        }
+    }
     return false;
 }
 
@@ -85,6 +115,10 @@ uint8_t mt_exc_read(const struct mt_vector *vec, uint64_t *from, uint64_t *cause
         if (mt_regs_read(vec->cause, cause)) {
             flags |= MEMTAP_EVF_EXC_CAUSE;   /* ESR_EL1 */
         }
+        break;
+    case MT_VEC_INDEX:
+        *cause = vec->index;        /* Arm vector slot, PowerPC IVOR number */
+        flags |= MEMTAP_EVF_EXC_CAUSE | (vec->interrupt ? MEMTAP_EVF_EXC_INTERRUPT : 0);
         break;
     default:
         *cause = vec->async_kind;   /* 1 IRQ, 2 FIQ, 3 SError */

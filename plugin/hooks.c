@@ -106,6 +106,9 @@ static void on_tb_exec(unsigned vcpu, void *udata)
     if (v->tb && *p > v->done) {
         mt_account(v, (uint32_t)*p);
     }
+    if (v->tb && *p) {
+        v->last_pc = ((const struct mt_insn_info *)(v->tb + 1))[*p - 1].vaddr;
+    }
     if (v->tb && !vectors_known) {
         early_exit(v, (uint32_t)*p, udata);
     }
@@ -200,6 +203,10 @@ static void on_trap(unsigned vcpu, void *udata)
     const struct mt_trap_info *t = udata;
     uint64_t from = 0, cause = 0;
     uint8_t flags = mt_exc_read(&t->vec, &from, &cause);
+    if (!(flags & MEMTAP_EVF_EXC_FROM) && !data_only && v->last_pc) {
+        from = v->last_pc;   /* the architecture keeps no return address here: the last instruction started */
+        flags |= MEMTAP_EVF_EXC_FROM;
+    }
     /* Data-only mode keeps icount inline, and the handler's first instruction is already counted in it. */
     emit_exception(v, t->ii, data_only ? inline_icount(vcpu) - 1 : v->icount, flags, from, cause);
 }

@@ -83,6 +83,7 @@ struct mt_vcpu {
     bool traced;                   /* passes the vCPU filter */
     unsigned insn_on;              /* MT_TRACE_* that apply to the last accounted instruction */
     uint64_t icount;
+    uint64_t last_pc;              /* the last instruction started (records mode), for traps without a saved PC */
     uint64_t records[6];           /* fetch, load, store, marker, cmo, exception (MT_REC_*) */
     _Atomic(uint64_t *) progress;  /* this vCPU's scoreboard slot (see hooks.c) */
     qemu_plugin_meminfo_t last_info;
@@ -224,11 +225,13 @@ MT_LOCAL bool mt_regs_read(struct qemu_plugin_register *handle, uint64_t *value)
 extern MT_LOCAL bool mt_regs_big_endian;
 
 /* exceptions.c: trap vectors and the registers that say why a trap happened. */
-enum mt_vector_class { MT_VEC_RISCV, MT_VEC_SYNC, MT_VEC_ASYNC };
+enum mt_vector_class { MT_VEC_RISCV, MT_VEC_SYNC, MT_VEC_ASYNC, MT_VEC_INDEX };
 struct mt_vector {
-    struct qemu_plugin_register *cause, *epc;
+    struct qemu_plugin_register *cause, *epc;   /* NULL: not kept by the architecture */
     uint8_t cls;               /* enum mt_vector_class */
     uint8_t async_kind;        /* AArch64: 1 IRQ, 2 FIQ, 3 SError */
+    uint8_t index;             /* MT_VEC_INDEX: the vector's number, which is the cause */
+    bool interrupt;            /* MT_VEC_INDEX: an asynchronous vector */
 };
 MT_LOCAL void mt_exc_init(const char *target);
 MT_LOCAL void mt_exc_vcpu_init(void);

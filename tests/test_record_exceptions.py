@@ -29,10 +29,14 @@ def around(recs, i):
 
 @pytest.mark.parametrize(("arch", "cause_ok"), [
     ("riscv64", lambda c: c == 2),          # mcause 2: illegal instruction
+    ("riscv32", lambda c: c == 2),
     ("aarch64", lambda c: c >> 26 == 0),    # ESR_EL1.EC 0: unknown reason (UDF)
+    ("arm", lambda c: c == 1),              # vector slot 1: undefined instruction
+    ("arm-thumb", lambda c: c == 1),
+    ("ppc", lambda c: c == 6),              # IVOR6: program interrupt
 ])
 def test_fault_is_one_exception_record(tmp_path, arch, cause_ok):
-    sym = symbols(guest(arch, "fault"))
+    sym = {k: v & ~1 if arch == "arm-thumb" else v for k, v in symbols(guest(arch, "fault")).items()}
     trace = records(tmp_path, arch, "fault", "--start-on-marker")
     assert trace.info["exceptions"] == "vector"
     recs = trace.records()
