@@ -58,8 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--addr", choices=ADDRESS_MODES, default="both",
                    help="which addresses data records carry (default: both); 'virtual' skips the physical lookup")
     p.add_argument("--counts", action="store_true",
-                   help="counting mode: per-instruction execution, load and store counts of the whole run "
-                        "instead of ordered records (for coverage and profiles of long runs)")
+                   help="counting mode: per-block execution counts and per-instruction load and store counts "
+                        "of the whole run instead of ordered records (for coverage and profiles of long runs)")
     p.add_argument("--values", action="store_true",
                    help="data records carry the value loaded or stored (up to 16 bytes: the record's value, and "
                         "value_hi for the high half of a 16-byte access)")
