@@ -6,9 +6,9 @@
 
 #include "memtap_plugin.h"
 
-enum mmu_arch { MMU_NONE, MMU_RISCV64, MMU_RISCV32, MMU_A64, MMU_X86 };
+enum mmu_arch { MMU_NONE, MMU_RISCV64, MMU_RISCV32, MMU_A64, MMU_X86, MMU_ARM };
 static enum mmu_arch arch;
-static struct qemu_plugin_register *reg;   /* satp, SCTLR (EL1) or cr0 */
+static struct qemu_plugin_register *reg;   /* satp, SCTLR (AArch64 EL1, Arm PL1) or cr0 */
 
 void mt_mmu_init(const char *target)
 {
@@ -16,13 +16,14 @@ void mt_mmu_init(const char *target)
            : !strcmp(target, "riscv32") ? MMU_RISCV32
            : !strcmp(target, "aarch64") ? MMU_A64
            : !strcmp(target, "x86_64") || !strcmp(target, "i386") ? MMU_X86
+           : !strcmp(target, "arm")                                 ? MMU_ARM
                                                                     : MMU_NONE;
 }
 
 void mt_mmu_vcpu_init(void)
 {
     static const char *const names[] = {[MMU_RISCV64] = "satp", [MMU_RISCV32] = "satp", [MMU_A64] = "SCTLR",
-                                        [MMU_X86] = "cr0"};
+                                        [MMU_X86] = "cr0", [MMU_ARM] = "SCTLR"};
     if (arch != MMU_NONE && !reg) {
         mt_regs_find(&names[arch], 1, &reg);
     }
@@ -48,6 +49,8 @@ bool mt_mmu_fetch_untranslated(uint8_t priv)
         return (priv == MEMTAP_PRIV_USER || priv == MEMTAP_PRIV_SUPERVISOR) && read_reg(&v) && !(v & 1);   /* M */
     case MMU_X86:
         return read_reg(&v) && !(v >> 31 & 1);  /* CR0.PG */
+    case MMU_ARM:   /* the PL0/PL1 regime's SCTLR.M; Hyp mode (HSCTLR) is not read */
+        return priv != MEMTAP_PRIV_HYPERVISOR && priv != MEMTAP_PRIV_UNKNOWN && read_reg(&v) && !(v & 1);
     default:
         return false;
     }

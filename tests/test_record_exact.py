@@ -76,10 +76,10 @@ def test_seq_exact_records(tmp_path, arch):
     assert set(recs["vcpu"].tolist()) == {0}
     assert trace.end["records"] == {"fetch": int(fetch.sum()), "load": 4, "store": 4, "marker": 1, "cmo": 0,
                                     "exception": 0}
-    # Fetches: with the MMU off (riscv64, riscv32, aarch64, i386 here) physical = virtual; x86_64 runs with paging
-    # on and e500 (ppc) always translates, and QEMU 10.0 cannot translate an instruction's address, so their fetches
-    # have no physical address; the plugin does not read Arm's SCTLR (yet), so arm fetches have none either.
-    if arch in ("x86_64", "ppc", "arm", "arm-thumb"):
+    # Fetches: with the MMU off (riscv64, riscv32, aarch64, i386, arm here) physical = virtual; x86_64 runs with
+    # paging on and e500 (ppc) always translates, and QEMU 10.0 cannot translate an instruction's address, so their
+    # fetches have no physical address.
+    if arch in ("x86_64", "ppc"):
         assert not np.any(recs["flags"][fetch] & RF_PADDR)
     else:
         assert np.all(recs["flags"][fetch] & RF_PADDR)
