@@ -168,13 +168,15 @@ def test_cli_on_a_real_trace(tmp_path):
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 1 and "0x1234" in proc.stdout
 
 
-@pytest.mark.parametrize("arch", ["riscv64", "riscv32"])
+@pytest.mark.parametrize("arch", ["riscv64", "riscv32", "arm", "arm-thumb"])
 def test_privilege_follows_the_guest_into_user_mode(tmp_path, arch):
-    """RISC-V: machine-mode code mrets into user mode, which ecalls back; each record carries its own level."""
+    """RISC-V: machine-mode code mrets into user mode, which ecalls back; Arm: SVC-mode code returns into USR
+    mode, which comes back with svc. Each record carries its own level."""
     from memtap.layout import KIND_FETCH, KIND_STORE, PRIV_USER
 
     elf = guest(arch, "priv")
-    sym = symbols(elf)
+    sym = {k: v & ~1 if arch == "arm-thumb" else v for k, v in symbols(elf).items()}
+    kernel = PRIV_SUPERVISOR if arch.startswith("arm") else PRIV_MACHINE
     trace_path = tmp_path / "priv.trace"
     proc = record(trace_path, arch, "priv", "--start-on-marker")
     assert proc.returncode == 0, proc.stderr
@@ -184,8 +186,8 @@ def test_privilege_follows_the_guest_into_user_mode(tmp_path, arch):
     assert [int(pc) for pc in fetched["pc"] if pc in user] == user
     for r in recs:
         in_user = sym["user_code"] <= r["pc"] < sym["priv_handler"]
-        assert r["priv"] == (PRIV_USER if in_user else PRIV_MACHINE), hex(int(r["pc"]))
+        assert r["priv"] == (PRIV_USER if in_user else kernel), hex(int(r["pc"]))
     stores = recs[recs["kind"] == KIND_STORE]
     word = sym["mt_user_word"]
     assert [(int(s["vaddr"]), int(s["priv"])) for s in stores] == [
-        (word, PRIV_MACHINE), (word + 4, PRIV_USER), (word + 8, PRIV_MACHINE)]
+        (word, kernel), (word + 4, PRIV_USER), (word + 8, kernel)]

@@ -52,12 +52,16 @@ def test_fault_is_one_exception_record(tmp_path, arch, cause_ok):
     assert trace.end["records"]["exception"] == 1
 
 
-def test_ecall_from_user_mode(tmp_path):
-    """riscv64 `priv`: U-mode code ecalls back into M-mode: mcause 8 (environment call from U-mode)."""
-    sym = symbols(guest("riscv64", "priv"))
-    recs = records(tmp_path, "riscv64", "priv").records(kinds="exception")
-    assert [(int(r["vaddr"]), int(r["value"]), int(r["priv"])) for r in recs] == [
-        (sym["user_ecall"], 8, L.PRIV_MACHINE)]
+@pytest.mark.parametrize(("arch", "cause", "priv"), [
+    ("riscv64", 8, L.PRIV_MACHINE),         # mcause 8: environment call from U-mode
+    ("arm", 2, L.PRIV_SUPERVISOR),          # vector slot 2: SVC
+    ("arm-thumb", 2, L.PRIV_SUPERVISOR),
+])
+def test_system_call_from_user_mode(tmp_path, arch, cause, priv):
+    """The `priv` guests: user-mode code traps back into the kernel (ecall, svc)."""
+    sym = {k: v & ~1 if arch == "arm-thumb" else v for k, v in symbols(guest(arch, "priv")).items()}
+    recs = records(tmp_path, arch, "priv").records(kinds="exception")
+    assert [(int(r["vaddr"]), int(r["value"]), int(r["priv"])) for r in recs] == [(sym["user_ecall"], cause, priv)]
 
 
 def test_data_only_mode_keeps_exceptions(tmp_path):
