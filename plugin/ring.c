@@ -618,7 +618,7 @@ static int create_segment(void)
     return 0;
 }
 
-/* Holds the guest until ring_wait consumers are attached (at most WAIT_LIMIT_S seconds). */
+/* Holds the guest until ring_wait consumers have attached (at most WAIT_LIMIT_S seconds). */
 static void wait_for_consumers(void)
 {
     fprintf(stderr, "memtap: ring %s: waiting for %u consumer%s before the guest runs\n", name, wait_consumers,
@@ -627,7 +627,8 @@ static void wait_for_consumers(void)
     for (;;) {
         pthread_mutex_lock(&lock);
         service(now_ns());
-        unsigned n = attached;
+        /* Consumers admitted so far, detached ones included: one that attached and died will not come back. */
+        unsigned n = (unsigned)generations;
         pthread_mutex_unlock(&lock);
         if (n >= wait_consumers) {
             return;
