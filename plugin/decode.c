@@ -522,18 +522,13 @@ void mt_decode_vcpu_init(void)
     mt_regs_find(seg_names, 3, seg_base);
 }
 
-static bool read_reg(struct qemu_plugin_register *h, uint64_t *v)
-{
-    return mt_regs_read(h, v);
-}
-
 static bool reg_value(int r, uint64_t *v)
 {
     if (r < 0 || (isa == ISA_A64 && r == A64_ZR) || (isa == ISA_RISCV && r == 0)) {
         *v = 0;
         return true;
     }
-    return r < MAX_REGS && read_reg(handles[r], v);
+    return r < MAX_REGS && mt_regs_read(handles[r], v);
 }
 
 static bool decode_any(const uint8_t *bytes, size_t size, struct mt_insn_class *c)
@@ -583,7 +578,7 @@ bool mt_decode_ea(const struct mt_ea *ea, uint64_t pc, uint64_t *out)
         if (!reg_value(ea->base, &base) || !reg_value(ea->index, &index)) {
             return false;
         }
-        if (ea->seg && !read_reg(seg_base[ea->seg], &seg)) {
+        if (ea->seg && !mt_regs_read(seg_base[ea->seg], &seg)) {
             return false;
         }
         *out = base + (index << ea->scale) + (uint64_t)ea->disp;

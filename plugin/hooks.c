@@ -118,16 +118,25 @@ static void on_tb_exec(unsigned vcpu, void *udata)
     mt_poll_mark(v, (const struct mt_insn_info *)(v->tb + 1));
 }
 
+/* Brings the vCPU's icount and tracing switches up to instruction ii, which is accessing memory or a cache:
+ * from the inline count in data-only mode, otherwise by accounting the block's instructions up to ii. */
+static inline void catch_up(struct mt_vcpu *v, unsigned vcpu, const struct mt_insn_info *ii)
+{
+    if (data_only) {
+        v->icount = inline_icount(vcpu);
+        v->insn_on = v->traced ? atomic_load_explicit(&mt_trace_on, memory_order_relaxed) : 0;
+    } else if ((uint32_t)ii->idx + 1 > v->done) {
+        mt_account(v, ii->idx + 1u);
+    }
+}
+
 static void on_mem(unsigned vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void *udata)
 {
     struct mt_vcpu *v = &mt_vcpus[vcpu];
     const struct mt_insn_info *ii = udata;
+    catch_up(v, vcpu, ii);
     if (data_only) {
-        v->icount = inline_icount(vcpu);
-        v->insn_on = v->traced ? atomic_load_explicit(&mt_trace_on, memory_order_relaxed) : 0;
-        mt_poll_mark(v, ii);
-    } else if ((uint32_t)ii->idx + 1 > v->done) {
-        mt_account(v, ii->idx + 1u);
+        mt_poll_mark(v, ii);   /* no block callback in this mode: a pending ctl mark lands at an access */
     }
     uint8_t flags = access_flags(v, info);
     bool store = flags & MEMTAP_EVF_STORE;
@@ -169,12 +178,7 @@ static void on_cmo(unsigned vcpu, void *udata)
 {
     struct mt_vcpu *v = &mt_vcpus[vcpu];
     const struct mt_cmo_info *c = udata;
-    if (data_only) {
-        v->icount = inline_icount(vcpu);
-        v->insn_on = v->traced ? atomic_load_explicit(&mt_trace_on, memory_order_relaxed) : 0;
-    } else if ((uint32_t)c->ii->idx + 1 > v->done) {
-        mt_account(v, c->ii->idx + 1u);
-    }
+    catch_up(v, vcpu, c->ii);
     if (!(v->insn_on & MT_TRACE_DATA)) {
         return;
     }

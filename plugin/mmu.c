@@ -29,11 +29,6 @@ void mt_mmu_vcpu_init(void)
     }
 }
 
-static bool read_reg(uint64_t *v)
-{
-    return mt_regs_read(reg, v);
-}
-
 /* True when the translating vCPU fetches with address translation off (physical address = virtual address). */
 bool mt_mmu_fetch_untranslated(uint8_t priv)
 {
@@ -44,13 +39,14 @@ bool mt_mmu_fetch_untranslated(uint8_t priv)
         if (priv == MEMTAP_PRIV_MACHINE) {
             return true;                        /* M-mode fetches are never translated */
         }
-        return read_reg(&v) && (arch == MMU_RISCV64 ? v >> 60 : (v >> 31) & 1) == 0;   /* satp.MODE = Bare */
+        return mt_regs_read(reg, &v) && (arch == MMU_RISCV64 ? v >> 60 : (v >> 31) & 1) == 0;   /* satp.MODE = Bare */
     case MMU_A64:
-        return (priv == MEMTAP_PRIV_USER || priv == MEMTAP_PRIV_SUPERVISOR) && read_reg(&v) && !(v & 1);   /* M */
+        return (priv == MEMTAP_PRIV_USER || priv == MEMTAP_PRIV_SUPERVISOR) && mt_regs_read(reg, &v) &&
+               !(v & 1);                /* SCTLR_EL1.M */
     case MMU_X86:
-        return read_reg(&v) && !(v >> 31 & 1);  /* CR0.PG */
+        return mt_regs_read(reg, &v) && !(v >> 31 & 1);  /* CR0.PG */
     case MMU_ARM:   /* the PL0/PL1 regime's SCTLR.M; Hyp mode (HSCTLR) is not read */
-        return priv != MEMTAP_PRIV_HYPERVISOR && priv != MEMTAP_PRIV_UNKNOWN && read_reg(&v) && !(v & 1);
+        return priv != MEMTAP_PRIV_HYPERVISOR && priv != MEMTAP_PRIV_UNKNOWN && mt_regs_read(reg, &v) && !(v & 1);
     default:
         return false;
     }

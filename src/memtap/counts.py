@@ -49,13 +49,20 @@ def _raw_sums(trace: Trace, n: int) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     return total, per_vcpu
 
 
-def _expand(table: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Executed counts per id from block entries (first instruction) and completions (last instruction)."""
+def _blocks(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each instruction id, the ids of its translation block's first and last instruction."""
     n = len(table)
     ids = np.arange(n)
     first = np.maximum.accumulate(np.where(table["flags"] & L.INSN_BLOCK, ids, 0)) if n else ids
     starts = np.flatnonzero(first == ids)
     last = np.repeat(np.append(starts[1:], n) - 1, np.diff(np.append(starts, n)))
+    return first, last
+
+
+def _expand(blocks: tuple[np.ndarray, np.ndarray], raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Executed counts per id from block entries (first instruction) and completions (last instruction)."""
+    first, last = blocks
+    ids = np.arange(len(first))
     entries, completions = raw[first, 0], raw[last, 0]
     single = first == last
     completions = np.where(single, entries, completions)
@@ -70,7 +77,7 @@ def insn_counts(trace: Trace, vcpu: int | None = None) -> InsnCounts:
     raw, per_vcpu = _raw_sums(trace, len(table))
     if vcpu is not None:
         raw = per_vcpu.get(vcpu, np.zeros_like(raw))
-    executed, early = _expand(table, raw)
+    executed, early = _expand(_blocks(table), raw)
     return InsnCounts(table, executed, raw[:, 1].copy(), raw[:, 2].copy(), early)
 
 
@@ -78,22 +85,22 @@ def summary(trace: Trace) -> dict[str, Any]:
     """Totals of a counts-mode trace, overall and per vCPU and privilege level (for ``memtap stats``)."""
     table = trace.insn_table()
     raw, per_vcpu = _raw_sums(trace, len(table))
+    blocks = _blocks(table)
 
-    def totals(r: np.ndarray) -> dict[str, int]:
-        executed, early = _expand(table, r)
+    def totals(r: np.ndarray, executed: np.ndarray, early: np.ndarray) -> dict[str, int]:
         return {"executed_insns": int(executed.sum()), "loads": int(r[:, 1].sum()), "stores": int(r[:, 2].sum()),
                 "uncertain_insns": int(early.sum())}
 
     by_priv = {}
-    executed, _ = _expand(table, raw)
+    executed, early = _expand(blocks, raw)
     for p in np.unique(table["priv"]):
         sel = table["priv"] == p
         by_priv[L.priv_name(int(p))] = int(executed[sel].sum())
     return {
         "mode": "counts",
         "complete": trace.complete,
-        **totals(raw),
-        "by_vcpu": {str(v): totals(r) for v, r in sorted(per_vcpu.items())},
+        **totals(raw, executed, early),
+        "by_vcpu": {str(v): totals(r, *_expand(blocks, r)) for v, r in sorted(per_vcpu.items())},
         "insns_by_priv": by_priv,
         "distinct_pcs": int(len(np.unique(table["vaddr"][executed > 0]))),
     }
