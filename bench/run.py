@@ -39,9 +39,16 @@ REPO = HERE.parent
 
 WORKLOADS = ("crc32", "ptrchase", "sort", "matmul")
 DEFAULT_ARCHES = ("x86_64", "riscv64")
-MODES = ("plain", "null-full", "file-full", "file-data", "file-fetch", "file-counts", "ring-c", "ring-py")
+MODES = ("plain", "floor-data", "floor-full", "null-full", "file-full", "file-data", "file-fetch", "file-counts",
+         "ring-c", "ring-py", "ring-c-records")
+# Not memtap: bench/floor_plugin.c, the instrumentation memtap needs with callbacks that do nothing.
+FLOOR_MODES = {"floor-data": "data", "floor-full": "full"}
 MODE_HELP = {
     "plain": "the QEMU command alone",
+    "floor-data": "not memtap: bench/floor_plugin.c with an empty callback at every load and store, the least any "
+                  "data tracer on QEMU's plugin API costs",
+    "floor-full": "not memtap: floor-data plus an empty callback per block and an inline store per instruction "
+                  "(memtap's fetch instrumentation)",
     "null-full": "all events, both addresses, records dropped in the plugin (--sink null)",
     "file-full": "all events, both addresses, written to a trace file",
     "file-data": "--events load,store, written to a trace file",
@@ -49,20 +56,33 @@ MODE_HELP = {
     "file-counts": "--counts (per-block execution and per-instruction access counters), written to a trace file",
     "ring-c": "all events into the live ring only (--ring, no file), read by examples/ring_count.c, which counts",
     "ring-py": "all events into the live ring only, read by a Python client (memtap.ring) that counts by kind",
+    "ring-c-records": "as ring-c, with --ring-fetches records (one 64-byte ring record per fetch, no runs)",
 }
 
-# The ring modes' Python client: count every record by kind, print what examples/ring_count.c prints.
+# The ring modes' Python client: count every record by kind (a fetch run as its fetches) on the ring's own
+# zero-copy batches, print what examples/ring_count.c prints.
 RING_PY_CLIENT = """
 import sys, numpy as np
 from memtap import ring
-from memtap.layout import KIND_NAMES
+from memtap.layout import KIND_FETCH, KIND_FETCH_RUN, KIND_NAMES
 n = np.zeros(len(KIND_NAMES), np.int64)
-with ring.connect(sys.argv[1], timeout=30) as c:
+with ring.connect(sys.argv[1], timeout=30, expand=False) as c:
     for b in c:
-        n += np.bincount(b["kind"], minlength=len(KIND_NAMES))
+        kind = b["kind"]
+        n += np.bincount(kind, minlength=KIND_FETCH_RUN + 1)[: len(KIND_NAMES)]
+        n[KIND_FETCH] += int(b["size"][kind == KIND_FETCH_RUN].sum(dtype=np.int64))
 for name, count in zip(KIND_NAMES, n):
     print(name, count)
 """
+
+
+def floor_plugin(tmp: Path) -> Path:
+    """bench/floor_plugin.c, compiled once into tmp."""
+    so = tmp / "floor_plugin.so"
+    if not so.exists():
+        subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(REPO / "plugin"),
+                        str(HERE / "floor_plugin.c"), "-o", str(so)], check=True)
+    return so
 
 
 def ring_client(mode: str, name: str, tmp: Path) -> subprocess.Popen:
@@ -129,7 +149,7 @@ def load_guest_builder() -> ModuleType:
 
 def options_for(mode: str, out: Path) -> RecordOptions | None:
     """The RecordOptions a traced mode uses (None for plain); mirrors the documented memtap record lines."""
-    if mode == "plain":
+    if mode == "plain" or mode in FLOOR_MODES:
         return None
     if mode == "null-full":
         return RecordOptions(out=None, sink="null")
@@ -141,8 +161,9 @@ def options_for(mode: str, out: Path) -> RecordOptions | None:
         return RecordOptions(out=out, events=("fetch",))
     if mode == "file-counts":
         return RecordOptions(out=out, counts=True)
-    if mode in ("ring-c", "ring-py"):
-        return RecordOptions(out=None, sink="null", ring=RingOptions(default_name(), wait=1))
+    if mode in ("ring-c", "ring-py", "ring-c-records"):
+        fetches = "records" if mode == "ring-c-records" else "runs"
+        return RecordOptions(out=None, sink="null", ring=RingOptions(default_name(), wait=1, fetches=fetches))
     raise ValueError(mode)
 
 
@@ -176,6 +197,8 @@ def run_once(cmd: list[str], mode: str, workload: str, tmp: Path) -> tuple[float
     log = tmp / "console.log"
     options = options_for(mode, trace)
     client = None
+    if mode in FLOOR_MODES:
+        cmd = [*cmd, "-plugin", f"{floor_plugin(tmp)},mode={FLOOR_MODES[mode]}"]
     with redirected(log):
         if options is None:
             t0 = time.perf_counter()

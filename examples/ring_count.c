@@ -1,5 +1,6 @@
-/* ring_count: a minimal co-simulator on memtap's live ring. It counts the records it receives by kind and,
- * when the recording ends, prints them with the records it lost (lossy mode) and where it joined the stream.
+/* ring_count: a minimal co-simulator on memtap's live ring. It counts the accesses it receives by kind (a fetch
+ * run counts as the fetches it stands for) and, when the recording ends, prints them with the ring records it
+ * lost (lossy mode) and where it joined the stream.
  *
  *     cc -Wall -Wextra -Werror -O2 -pthread -I include examples/ring_count.c -o ring_count
  *     memtap record --ring demo --ring-wait 1 -o run.trace -- qemu-system-riscv64 ... &
@@ -33,7 +34,9 @@ int main(int argc, char **argv)
             first_pos = r[0].pos;
         }
         for (uint32_t i = 0; i < n; i++) {
-            if (r[i].kind < NKINDS) {
+            if (r[i].kind == MEMTAP_KIND_FETCH_RUN) {
+                counts[MEMTAP_KIND_FETCH] += r[i].size;
+            } else if (r[i].kind < NKINDS) {
                 counts[r[i].kind]++;
             } else {
                 other++;   /* a kind newer than this program */

@@ -12,18 +12,8 @@
 MT_LOCAL _Atomic unsigned mt_trace_on;
 MT_LOCAL _Atomic bool mt_mark_pending;
 static _Atomic uint64_t mark_value;
-static _Atomic uint64_t next_pos;
+MT_LOCAL _Atomic uint64_t mt_next_pos;
 static _Atomic uint64_t insns_left;   /* remaining --max-insns budget; unused when max_insns is 0 */
-
-uint64_t mt_take_pos(uint64_t n)
-{
-    if (mt_smp) {
-        return atomic_fetch_add_explicit(&next_pos, n, memory_order_relaxed);
-    }
-    uint64_t p = atomic_load_explicit(&next_pos, memory_order_relaxed);
-    atomic_store_explicit(&next_pos, p + n, memory_order_relaxed);
-    return p;
-}
 
 /* Takes up to n instructions from the --max-insns budget and returns how many may be traced; when the budget
  * runs out, tracing stops for every vCPU. */

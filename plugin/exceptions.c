@@ -1,9 +1,14 @@
-/* Exceptions and interrupts. QEMU 10.0's plugin API has no discontinuity callback (10.2 adds one), so memtap
- * recognises a trap by where the vCPU goes: a block that starts at the architecture's trap vector, checked when
- * QEMU translates it (RISC-V mtvec / stvec, AArch64 VBAR_EL1, Arm VBAR, PowerPC BookE IVPR + IVORn), gets a
- * callback that reads the cause and the interrupted PC from the trap registers (Arm keeps no such PC: hooks.c
- * then takes the last instruction the vCPU started). Where no vector is known (x86: QEMU does not expose IDTR to
- * plugins) only a block left in its middle is seen, by hooks.c, as an exception of unknown cause. */
+/* Exceptions and interrupts. From QEMU 10.2 the plugin API calls back when a vCPU takes an interrupt or an
+ * exception, with the PC it came from and the handler's; hooks.c then records it at the handler's first block, and
+ * the trap registers below still give the cause where the handler is a known vector entry. QEMU 10.0's API has no
+ * such callback, so memtap recognises a trap by where the vCPU goes: a block that starts at the architecture's
+ * trap vector, checked when QEMU translates it (RISC-V mtvec / stvec, AArch64 VBAR_EL1, Arm VBAR, PowerPC BookE
+ * IVPR + IVORn), gets a callback that reads the cause and the interrupted PC from the trap registers (Arm keeps
+ * no such PC: hooks.c then takes the last instruction the vCPU started). Where no vector is known (x86: QEMU does
+ * not expose IDTR to plugins) only a block left in its middle is seen, by hooks.c, as an exception of unknown
+ * cause. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <string.h>
 
 #include "memtap_plugin.h"
@@ -30,8 +35,10 @@ void mt_exc_vcpu_init(void)
                                            "ESR_EL1", "ELR_EL1", "srr0", "ivpr", "ivor0", "ivor1", "ivor2",
                                            "ivor3", "ivor4", "ivor5", "ivor6", "ivor7", "ivor8", "ivor9",
                                            "ivor10", "ivor11", "ivor12", "ivor13", "ivor14", "ivor15"};
+    static const char *const vbar_10_1 = "VBAR_EL1";   /* QEMU >= 10.1 names Arm's VBAR by its AArch64 name */
     if (arch != EXC_NONE) {
         mt_regs_find(names, R_N, reg);
+        mt_regs_find(&vbar_10_1, 1, &reg[R_VBAR]);
     }
 }
 
@@ -96,6 +103,18 @@ bool mt_exc_vector(uint64_t pc, uint8_t priv, struct mt_vector *vec)
     return false;
 }
 
+/* ESR_EL1 of an SVC, HVC or SMC (A64: EC 0x15-0x17, AArch32: 0x11-0x13) gives the length of that instruction
+ * (IL, bit 25: 4 bytes, else a 16-bit Thumb svc), which ELR_EL1 points past; any other class: 0, ELR_EL1 is the
+ * trapping instruction or, for an interrupt, the one it preceded. */
+static uint64_t a64_call_len(uint64_t esr)
+{
+    unsigned ec = (unsigned)(esr >> 26) & 0x3f;
+    if ((ec < 0x11 || ec > 0x13) && (ec < 0x15 || ec > 0x17)) {
+        return 0;
+    }
+    return esr & (1u << 25) ? 4 : 2;
+}
+
 /* Reads the trap registers at the vector's first instruction: the interrupted PC, and the cause where the
  * architecture keeps one. Returns MEMTAP_EVF_EXC_* flags. */
 uint8_t mt_exc_read(const struct mt_vector *vec, uint64_t *from, uint64_t *cause)
@@ -114,10 +133,16 @@ uint8_t mt_exc_read(const struct mt_vector *vec, uint64_t *from, uint64_t *cause
     case MT_VEC_SYNC:
         if (mt_regs_read(vec->cause, cause)) {
             flags |= MEMTAP_EVF_EXC_CAUSE;   /* ESR_EL1 */
+            if (flags & MEMTAP_EVF_EXC_FROM) {
+                *from -= a64_call_len(*cause);
+            }
         }
         break;
     case MT_VEC_INDEX:
         *cause = vec->index;        /* Arm vector slot, PowerPC IVOR number */
+        if (arch == EXC_PPC && vec->index == 8 && (flags & MEMTAP_EVF_EXC_FROM)) {
+            *from -= 4;             /* sc: SRR0 is the instruction after it; report the sc itself */
+        }
         flags |= MEMTAP_EVF_EXC_CAUSE | (vec->interrupt ? MEMTAP_EVF_EXC_INTERRUPT : 0);
         break;
     default:
@@ -126,4 +151,33 @@ uint8_t mt_exc_read(const struct mt_vector *vec, uint64_t *from, uint64_t *cause
         break;
     }
     return flags;
+}
+
+/* Registers cb for interrupts and exceptions (not host calls such as semihosting, which return to the next
+ * instruction) when the running QEMU has discontinuity callbacks. */
+bool mt_exc_discon_register(qemu_plugin_id_t id, qemu_plugin_vcpu_discon_cb_t cb)
+{
+    mt_register_discon_fn reg_discon = (mt_register_discon_fn)dlsym(RTLD_DEFAULT, MT_QEMU_REGISTER_DISCON);
+    if (reg_discon) {
+        reg_discon(id, QEMU_PLUGIN_DISCON_INTERRUPT | QEMU_PLUGIN_DISCON_EXCEPTION, cb);
+    }
+    return reg_discon != NULL;
+}
+
+/* In a discontinuity callback: the cause, where `to` is a known trap vector entry. QEMU reports an AArch64 SVC,
+ * HVC or SMC from the instruction after it (ELR_EL1): *from then becomes the call itself, as the registers give it
+ * to QEMU 10.0's vector path. Returns MEMTAP_EVF_EXC_CAUSE and MEMTAP_EVF_EXC_INTERRUPT flags. */
+uint8_t mt_exc_discon_cause(uint64_t to, uint64_t *from, uint64_t *cause)
+{
+    struct mt_vector vec;
+    uint64_t call;
+    if (arch == EXC_NONE || !mt_exc_vector(to, mt_arch_priv(), &vec)) {
+        return 0;
+    }
+    uint8_t flags = mt_exc_read(&vec, &call, cause);
+    if (vec.cls == MT_VEC_SYNC && (flags & MEMTAP_EVF_EXC_FROM) && (flags & MEMTAP_EVF_EXC_CAUSE) &&
+        *from == call + a64_call_len(*cause)) {
+        *from = call;
+    }
+    return flags & (MEMTAP_EVF_EXC_CAUSE | MEMTAP_EVF_EXC_INTERRUPT);
 }

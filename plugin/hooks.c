@@ -31,11 +31,13 @@ MT_LOCAL unsigned mt_max_vcpus;
 struct mt_slot {
     uint64_t progress;
     uint64_t icount;
+    uint64_t exc_waiting;   /* a discontinuity waits for its handler's block (data-only mode's condition) */
 };
 static struct qemu_plugin_scoreboard *progress;
 /* Data-only tracing needs no block callback at all: icount comes from an inline add per instruction. */
 static bool data_only;
 static bool vectors_known;   /* trap vectors are recognised (exceptions.c); otherwise early exits are the sign */
+static bool discon;          /* QEMU >= 10.2 calls back at every exception and interrupt: neither is needed */
 static char target[32];
 static int api_version;
 
@@ -60,20 +62,21 @@ static inline uint64_t inline_icount(unsigned vcpu)
     return progress_of(vcpu)[1];
 }
 
-/* The access flags of a meminfo value; instructions repeat their meminfo, so one cached entry per vCPU saves
- * four calls into QEMU per access. */
+/* The access flags of a meminfo value. An instruction repeats its meminfo, and a loop has a few of them: a small
+ * cache per vCPU saves four calls into QEMU at nearly every access. */
 static inline uint8_t access_flags(struct mt_vcpu *v, qemu_plugin_meminfo_t info)
 {
-    if (info != v->last_info || !v->last_info_valid) {
+    unsigned i = (info ^ (info >> 4) ^ (info >> 12) ^ (info >> 20)) % MT_INFO_CACHE;
+    if (__builtin_expect(v->info_tag[i] != info || !(v->info_valid >> i & 1), 0)) {
         uint8_t f = (uint8_t)(qemu_plugin_mem_size_shift(info) & MEMTAP_EVF_SIZE_MASK);
         f |= qemu_plugin_mem_is_store(info) ? MEMTAP_EVF_STORE : 0;
         f |= qemu_plugin_mem_is_sign_extended(info) ? MEMTAP_EVF_SIGNED : 0;
         f |= qemu_plugin_mem_is_big_endian(info) ? MEMTAP_EVF_BIG_ENDIAN : 0;
-        v->last_info = info;
-        v->last_flags = f;
-        v->last_info_valid = true;
+        v->info_tag[i] = info;
+        v->info_flags[i] = f;
+        v->info_valid |= 1u << i;
     }
-    return v->last_flags;
+    return v->info_flags[i];
 }
 
 /* An exception record: the trap entered the handler whose first instruction is `handler`. */
@@ -88,15 +91,61 @@ static void emit_exception(struct mt_vcpu *v, const struct mt_insn_info *handler
 }
 
 /* Without known trap vectors, a block left in its middle is the one sign of a synchronous exception; a block
- * that restarts at the instruction where the last one stopped is QEMU re-executing it (an MMIO access), not a
- * trap. */
+ * that restarts at the instruction where the last one stopped is QEMU re-executing it (an MMIO access), and one
+ * that goes on with the next instruction is QEMU stopping after a device access that changed the vCPU's state
+ * (an interrupt controller's end-of-interrupt), not a trap. */
 static void early_exit(struct mt_vcpu *v, uint32_t progress, const struct mt_tb_info *next)
 {
     const struct mt_insn_info *left = (const struct mt_insn_info *)(v->tb + 1);
     const struct mt_insn_info *to = (const struct mt_insn_info *)(next + 1);
-    if (progress && progress < v->tb->n && next->n && to->vaddr != left[progress - 1].vaddr) {
+    if (progress && progress < v->tb->n && next->n && to->vaddr != left[progress - 1].vaddr &&
+        to->vaddr != left[progress].vaddr) {
         emit_exception(v, to, v->icount, MEMTAP_EVF_EXC_FROM, left[progress - 1].vaddr, 0);
     }
+}
+
+/* QEMU >= 10.2: vCPU `vcpu` took an interrupt or exception. The record waits for the next block, the handler's,
+ * which names its first instruction. */
+static void on_discon(qemu_plugin_id_t id, unsigned vcpu, enum qemu_plugin_discon_type type, uint64_t from,
+                      uint64_t to)
+{
+    (void)id;
+    if (vcpu >= mt_max_vcpus) {
+        return;
+    }
+    struct mt_vcpu *v = &mt_vcpus[vcpu];
+    if (v->exc_type && v->exc_to != v->exc_from) {
+        from = v->exc_from;     /* no instruction ran since the last one (its handler faulted): one jump */
+    }
+    if (v->exc_type) {
+        type = v->exc_type;     /* x86 reports an exception where it is raised (to = from), then its delivery */
+    }
+    v->exc_to = to;
+    v->exc_type = (uint8_t)type;
+    v->exc_flags = mt_exc_discon_cause(to, &from, &v->exc_cause);   /* registers are readable here only */
+    v->exc_from = from;
+    ((struct mt_slot *)progress_of(vcpu))->exc_waiting = 1;
+}
+
+/* The block `next` starts the handler of a waiting discontinuity; the vCPU's last instruction was `icount`. */
+static void record_discon(struct mt_vcpu *v, unsigned vcpu, const struct mt_tb_info *next, uint64_t icount)
+{
+    uint8_t flags = MEMTAP_EVF_EXC_FROM | v->exc_flags;
+    if (v->exc_type == QEMU_PLUGIN_DISCON_INTERRUPT) {
+        flags |= MEMTAP_EVF_EXC_INTERRUPT;
+    }
+    v->exc_type = 0;
+    ((struct mt_slot *)progress_of(vcpu))->exc_waiting = 0;
+    if (next->n) {
+        emit_exception(v, (const struct mt_insn_info *)(next + 1), icount, flags, v->exc_from, v->exc_cause);
+    }
+}
+
+/* Data-only mode: the first block after a discontinuity (a conditional callback, so other blocks cost nothing).
+ * The inline count does not include this block's first instruction yet. */
+static void on_discon_block(unsigned vcpu, void *udata)
+{
+    record_discon(&mt_vcpus[vcpu], vcpu, udata, inline_icount(vcpu));
 }
 
 static void on_tb_exec(unsigned vcpu, void *udata)
@@ -109,7 +158,9 @@ static void on_tb_exec(unsigned vcpu, void *udata)
     if (v->tb && *p) {
         v->last_pc = ((const struct mt_insn_info *)(v->tb + 1))[*p - 1].vaddr;
     }
-    if (v->tb && !vectors_known) {
+    if (v->exc_type) {
+        record_discon(v, vcpu, udata, v->icount);
+    } else if (v->tb && !vectors_known && !discon) {
         early_exit(v, (uint32_t)*p, udata);
     }
     v->tb = udata;
@@ -228,6 +279,26 @@ static void on_marker(unsigned vcpu, void *udata)
     mt_marker(v, udata);
 }
 
+/* With QEMU >= 10.1: each instruction's physical address, translated while QEMU translates its block (exact for
+ * every execution: mmu.c). Rows that differ from vaddr go to *out with ids relative to the block. */
+static uint32_t translate_fetches(struct memtap_insn *rows, size_t n, struct memtap_insn_paddr *out)
+{
+    uint32_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t paddr;
+        if (!mt_mmu_translate(rows[i].vaddr, &paddr)) {
+            continue;
+        }
+        if (paddr == rows[i].vaddr) {
+            rows[i].flags |= MEMTAP_INSN_PHYS;
+        } else {
+            rows[i].flags |= MEMTAP_INSN_PADDR;
+            out[k++] = (struct memtap_insn_paddr){.id = (uint32_t)i, .paddr = paddr};
+        }
+    }
+    return k;
+}
+
 static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
     (void)id;
@@ -244,7 +315,9 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     }
     t->n = (uint16_t)n;
     t->priv = mt_arch_priv();
-    uint8_t phys = (mt_cfg.addr & MT_ADDR_PHYSICAL) && mt_mmu_fetch_untranslated(t->priv) ? MEMTAP_INSN_PHYS : 0;
+    bool translate = (mt_cfg.addr & MT_ADDR_PHYSICAL) && mt_mmu_translates();
+    uint8_t phys = (mt_cfg.addr & MT_ADDR_PHYSICAL) && !translate && mt_mmu_fetch_untranslated(t->priv)
+                       ? MEMTAP_INSN_PHYS : 0;
     for (size_t i = 0; i < n; i++) {
         struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
         uint8_t bytes[16];
@@ -274,7 +347,13 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     if (n) {
         rows[0].flags |= MEMTAP_INSN_BLOCK;
     }
-    t->first_id = mt_insns_add(rows, (uint32_t)n);
+    struct memtap_insn_paddr *paddrs = translate ? malloc((n ? n : 1) * sizeof(*paddrs)) : NULL;
+    if (translate && !paddrs) {
+        abort();
+    }
+    uint32_t npaddrs = translate ? translate_fetches(rows, n, paddrs) : 0;
+    t->first_id = mt_insns_add(rows, (uint32_t)n, paddrs, npaddrs);
+    free(paddrs);
     free(rows);
     if (mt_cfg.counts) {
         mt_counts_tb(tb, t->first_id, (uint16_t)n);
@@ -287,6 +366,10 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     qemu_plugin_u64 count = {progress, offsetof(struct mt_slot, icount)};
     if (!data_only) {
         qemu_plugin_register_vcpu_tb_exec_cb(tb, on_tb_exec, QEMU_PLUGIN_CB_NO_REGS, t);
+    } else if (discon) {
+        qemu_plugin_u64 waiting = {progress, offsetof(struct mt_slot, exc_waiting)};
+        qemu_plugin_register_vcpu_tb_exec_cond_cb(tb, on_discon_block, QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_COND_NE,
+                                                  waiting, 0, t);
     }
     enum qemu_plugin_mem_rw rw = 0;
     if (mt_cfg.events & MT_TRACE_LOAD) {
@@ -304,7 +387,7 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
             qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_STORE_U64, prog, i + 1);
         }
         struct mt_vector vec;
-        if (i == 0 && mt_exc_vector(ii[0].vaddr, t->priv, &vec)) {
+        if (i == 0 && !discon && mt_exc_vector(ii[0].vaddr, t->priv, &vec)) {
             struct mt_trap_info *trap = malloc(sizeof(*trap));
             if (!trap) {
                 abort();
@@ -578,6 +661,7 @@ MT_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, 
         return -1;
     }
     memset(mt_vcpus, 0, mt_max_vcpus * sizeof(struct mt_vcpu));
+    discon = !mt_cfg.counts && mt_exc_discon_register(id, on_discon);
     unsigned nbuf = mt_cfg.nbuffers ? mt_cfg.nbuffers : 2 * mt_max_vcpus + 4;
     if (nbuf <= mt_max_vcpus) {
         nbuf = mt_max_vcpus + 1;   /* every vCPU holds one; the sink needs at least one more to make progress */
@@ -599,14 +683,15 @@ MT_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, 
     char info_json[1024];
     snprintf(info_json, sizeof(info_json),
              "{\"target\": \"%s\", \"api_version\": %d, \"smp_vcpus\": %d, \"max_vcpus\": %d, "
-             "\"events\": [%s], \"addresses\": \"%s\", \"fetch_paddr\": \"untranslated\", \"start_on_marker\": %s, "
+             "\"events\": [%s], \"addresses\": \"%s\", \"fetch_paddr\": \"%s\", \"start_on_marker\": %s, "
              "\"max_insns\": %" PRIu64 ", \"vcpu_mask\": %" PRIu64 ", \"buffer_events\": %u, \"buffers\": %u, "
              "\"zstd_level\": %d, \"sink\": \"%s\", \"mode\": \"%s\", \"values\": %s, \"exceptions\": \"%s\"}",
              target, api_version, info->system.smp_vcpus, info->system.max_vcpus, events, addr_name(),
+             mt_mmu_translates() && (mt_cfg.addr & MT_ADDR_PHYSICAL) ? "translated" : "untranslated",
              mt_cfg.start_on_marker ? "true" : "false", mt_cfg.max_insns, mt_cfg.vcpu_mask, mt_cfg.buffer_events,
              nbuf, mt_cfg.zstd_level, mt_cfg.sink == MT_SINK_FILE ? "file" : "null",
              mt_cfg.counts ? "counts" : "records", mt_cfg.values ? "true" : "false",
-             vectors_known ? "vector" : "early-exit");
+             discon ? "discontinuity" : vectors_known ? "vector" : "early-exit");
     if (mt_sink_open(info_json) != 0 || (mt_cfg.counts && mt_counts_start() != 0) ||
         (mt_ring_enabled && mt_ring_open() != 0)) {
         return -1;

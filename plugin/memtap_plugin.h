@@ -56,9 +56,19 @@ struct mt_insn_info {
 };
 #define MT_MARKER_MARK 16
 
-/* One chunk's worth of events, stored as the columns of an EVENTS chunk (trace.h), so the sink compresses them
- * in place. icount and pos hold differences; addr columns hold only non-EXEC events. */
+/* One event as a vCPU writes it: whole values in one row, the cheapest thing to write at every access. */
+struct mt_row {
+    uint64_t vaddr, paddr, icount, pos;
+    uint32_t insn;
+    uint8_t kind, flags;
+    uint16_t count;
+};
+
+/* One chunk's worth of events: the rows a vCPU wrote, then (mt_buffer_columns, on the sink's side) the columns of
+ * an EVENTS chunk (trace.h), which the sink compresses in place. icount and pos hold differences; addr columns
+ * hold only non-EXEC events. */
 struct mt_buffer {
+    struct mt_row *rows;
     uint8_t *kind, *flags;
     uint16_t *count, *icount, *pos;
     uint32_t *insn;
@@ -73,22 +83,27 @@ struct mt_buffer {
 };
 
 /* Per-vCPU recording state: touched only by that vCPU's thread while it runs. */
+#define MT_INFO_CACHE 16
 struct mt_vcpu {
     struct mt_buffer *buf;
-    size_t n, m, wi, wp, wv, cap;  /* fill of buf */
+    size_t n, m, wv, cap;          /* fill of buf: rows, addressed rows, 16-byte values */
     struct mt_buffer cols;         /* buf's column pointers, copied here to keep the emit path short */
-    uint64_t last_icount, last_pos;   /* of the previous event's last record, for the difference columns */
     const struct mt_tb_info *tb;   /* block being executed */
     uint32_t done;                 /* instructions of `tb` already accounted */
     bool traced;                   /* passes the vCPU filter */
     unsigned insn_on;              /* MT_TRACE_* that apply to the last accounted instruction */
     uint64_t icount;
     uint64_t last_pc;              /* the last instruction started (records mode), for traps without a saved PC */
+    uint64_t exc_from, exc_to;     /* QEMU >= 10.2: a discontinuity waiting for the next block, its handler */
+    uint64_t exc_cause;
+    uint8_t exc_type;              /* its QEMU_PLUGIN_DISCON_* type; 0: none waiting */
+    uint8_t exc_flags;             /* MEMTAP_EVF_EXC_CAUSE and _INTERRUPT, from the trap registers */
     uint64_t records[6];           /* fetch, load, store, marker, cmo, exception (MT_REC_*) */
     _Atomic(uint64_t *) progress;  /* this vCPU's scoreboard slot (see hooks.c) */
-    qemu_plugin_meminfo_t last_info;
-    uint8_t last_flags;
-    bool last_info_valid;
+    /* access_flags' cache: meminfo values (opaque) and their event flags, direct-mapped */
+    qemu_plugin_meminfo_t info_tag[MT_INFO_CACHE];
+    uint8_t info_flags[MT_INFO_CACHE];
+    uint32_t info_valid;   /* a bit per entry */
 } __attribute__((aligned(64)));
 
 extern MT_LOCAL struct mt_config mt_cfg;
@@ -98,7 +113,18 @@ extern MT_LOCAL struct mt_vcpu *mt_vcpus;
 extern MT_LOCAL unsigned mt_max_vcpus;
 
 /* control.c: positions, instruction budget, markers. */
-MT_LOCAL uint64_t mt_take_pos(uint64_t n);
+extern MT_LOCAL _Atomic uint64_t mt_next_pos;   /* the next global position */
+
+/* n consecutive global positions; with one vCPU thread no atomic read-modify-write is needed. */
+static inline uint64_t mt_take_pos(uint64_t n)
+{
+    if (mt_smp) {
+        return atomic_fetch_add_explicit(&mt_next_pos, n, memory_order_relaxed);
+    }
+    uint64_t p = atomic_load_explicit(&mt_next_pos, memory_order_relaxed);
+    atomic_store_explicit(&mt_next_pos, p + n, memory_order_relaxed);
+    return p;
+}
 MT_LOCAL uint32_t mt_budget(uint32_t n);
 MT_LOCAL void mt_account(struct mt_vcpu *v, uint32_t upto);
 MT_LOCAL void mt_marker(struct mt_vcpu *v, const struct mt_insn_info *ii);
@@ -124,44 +150,31 @@ MT_LOCAL void mt_buffer_release(struct mt_buffer *b);
 MT_LOCAL void mt_buffers_close(void);
 MT_LOCAL void mt_vcpu_swap(struct mt_vcpu *v);
 MT_LOCAL void mt_vcpu_flush(struct mt_vcpu *v);
+MT_LOCAL void mt_buffer_columns(struct mt_buffer *b);
 
-/* Appends one event; `addressed` events (DATA, MARK) also fill the address columns. */
-static inline void mt_emit(struct mt_vcpu *v, uint8_t kind, uint8_t flags, uint16_t count, uint32_t insn,
-                           uint64_t icount, uint64_t pos, uint64_t vaddr, uint64_t paddr)
+/* Appends one event as a row. Always inlined: a call with nine arguments costs more than the body, which runs at
+ * every access. */
+static inline __attribute__((always_inline)) void mt_emit(struct mt_vcpu *v, uint8_t kind, uint8_t flags,
+                                                          uint16_t count, uint32_t insn, uint64_t icount,
+                                                          uint64_t pos, uint64_t vaddr, uint64_t paddr)
 {
     if (__builtin_expect(v->n == v->cap, 0)) {
         mt_vcpu_swap(v);
     }
-    struct mt_buffer *b = &v->cols;
-    size_t i = v->n++;
-    b->kind[i] = kind;
-    b->flags[i] = flags;
-    b->count[i] = count;
-    b->insn[i] = insn;
-    /* Differences to the last record the previous event covered: 0 or 1 in a full trace, nearly free to compress;
-     * a difference that does not fit 16 bits is escaped to a wide column. */
-    uint64_t di = icount - v->last_icount, dp = pos - v->last_pos;
-    if (__builtin_expect(di < MEMTAP_WIDE, 1)) {
-        b->icount[i] = (uint16_t)di;
-    } else {
-        b->icount[i] = MEMTAP_WIDE;
-        b->icount_wide[v->wi++] = di;
-    }
-    if (__builtin_expect(dp < MEMTAP_WIDE, 1)) {
-        b->pos[i] = (uint16_t)dp;
-    } else {
-        b->pos[i] = MEMTAP_WIDE;
-        b->pos_wide[v->wp++] = dp;
-    }
-    v->last_icount = icount + (kind == MEMTAP_EV_EXEC ? count - 1u : 0u);
-    v->last_pos = pos + (kind == MEMTAP_EV_EXEC ? count - 1u : 0u);
+    struct mt_row *r = &v->cols.rows[v->n++];
+    r->vaddr = vaddr;
+    r->paddr = paddr;
+    r->icount = icount;
+    r->pos = pos;
+    r->insn = insn;
+    r->kind = kind;
+    r->flags = flags;
+    r->count = count;
     if (kind != MEMTAP_EV_EXEC) {
-        size_t j = v->m++;
-        b->vaddr[j] = vaddr;
-        b->paddr[j] = paddr - vaddr;
         if (mt_cfg.values) {
-            b->value[j] = 0;   /* a data event's caller fills it in (mt_emit_value) */
+            v->cols.value[v->m] = 0;   /* a data event's caller fills it in (mt_emit_value) */
         }
+        v->m++;
     }
 }
 
@@ -175,10 +188,20 @@ static inline void mt_emit_value(struct mt_vcpu *v, uint64_t lo, bool wide, uint
 }
 
 /* insns.c: the growing instruction table that the sink writes out. */
-MT_LOCAL uint32_t mt_insns_add(const struct memtap_insn *insns, uint32_t n);
+MT_LOCAL uint32_t mt_insns_add(const struct memtap_insn *insns, uint32_t n, struct memtap_insn_paddr *paddrs,
+                               uint32_t npaddrs);
 MT_LOCAL struct memtap_insn *mt_insns_take(uint32_t *count);
+MT_LOCAL struct memtap_insn_paddr *mt_insns_take_paddrs(uint32_t *count);
 MT_LOCAL void mt_insns_keep(void);                          /* keep every entry for mt_insn_at (the ring) */
 MT_LOCAL const struct memtap_insn *mt_insn_at(uint32_t id);
+MT_LOCAL bool mt_insn_fetch_paddr(const struct memtap_insn *in, uint64_t *paddr);   /* false: not known */
+/* The fetch run that can start at a kept instruction: its length (0: the instruction cannot be in a run) and
+ * the sizes of its instructions, 4 bits each (trace.h MEMTAP_KIND_FETCH_RUN). */
+struct mt_run {
+    uint64_t sizes_lo, sizes_hi;
+    uint32_t n;
+};
+MT_LOCAL const struct mt_run *mt_run_at(uint32_t id);
 
 /* ring.c: the live shared-memory ring and its control channel (docs/ring.md). */
 extern MT_LOCAL bool mt_ring_enabled;
@@ -238,11 +261,16 @@ MT_LOCAL void mt_exc_vcpu_init(void);
 MT_LOCAL bool mt_exc_vectors_known(void);
 MT_LOCAL bool mt_exc_vector(uint64_t pc, uint8_t priv, struct mt_vector *vec);
 MT_LOCAL uint8_t mt_exc_read(const struct mt_vector *vec, uint64_t *from, uint64_t *cause);
+MT_LOCAL bool mt_exc_discon_register(qemu_plugin_id_t id, qemu_plugin_vcpu_discon_cb_t cb);   /* QEMU >= 10.2 */
+MT_LOCAL uint8_t mt_exc_discon_cause(uint64_t to, uint64_t *from, uint64_t *cause);
 
-/* mmu.c: whether a block's fetches are untranslated (physical address = virtual address). */
+/* mmu.c: instructions' physical addresses, translated by QEMU (10.1 and later), or known to equal their virtual
+ * addresses because a block's fetches are untranslated. */
 MT_LOCAL void mt_mmu_init(const char *target);
 MT_LOCAL void mt_mmu_vcpu_init(void);
 MT_LOCAL bool mt_mmu_fetch_untranslated(uint8_t priv);
+MT_LOCAL bool mt_mmu_translates(void);
+MT_LOCAL bool mt_mmu_translate(uint64_t vaddr, uint64_t *paddr);   /* in a vCPU callback only */
 
 /* counts.c */
 MT_LOCAL void mt_counts_tb(struct qemu_plugin_tb *tb, uint32_t first_id, uint16_t n);

@@ -1,7 +1,12 @@
-/* Physical addresses of instruction fetches. QEMU 10.0's plugin API cannot translate an instruction's address,
- * but when the vCPU's MMU is off, as it is in most firmware, the physical address is the virtual one. Whether it
- * is off is read when QEMU translates a block; every target keys its blocks on the translation regime, so the
- * answer holds for every execution of the block. Where this cannot be known the fetch's paddr is unknown. */
+/* Physical addresses of instruction fetches. From QEMU 10.1 the plugin API translates a virtual address with the
+ * vCPU's MMU (qemu_plugin_translate_vaddr, found at run time): each instruction is translated once, when QEMU
+ * translates its block, which is exact for every execution because QEMU finds a block again only through the same
+ * physical page (docs/recording.md). QEMU 10.0 cannot translate, but when the vCPU's MMU is off, as it is in most
+ * firmware, the physical address is the virtual one. Whether it is off is read when QEMU translates a block; every
+ * target keys its blocks on the translation regime, so the answer holds for every execution of the block. Where
+ * neither applies the fetch's paddr is unknown. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <string.h>
 
 #include "memtap_plugin.h"
@@ -9,6 +14,7 @@
 enum mmu_arch { MMU_NONE, MMU_RISCV64, MMU_RISCV32, MMU_A64, MMU_X86, MMU_ARM };
 static enum mmu_arch arch;
 static struct qemu_plugin_register *reg;   /* satp, SCTLR (AArch64 EL1, Arm PL1) or cr0 */
+static mt_translate_vaddr_fn translate;
 
 void mt_mmu_init(const char *target)
 {
@@ -18,14 +24,29 @@ void mt_mmu_init(const char *target)
            : !strcmp(target, "x86_64") || !strcmp(target, "i386") ? MMU_X86
            : !strcmp(target, "arm")                                 ? MMU_ARM
                                                                     : MMU_NONE;
+    translate = (mt_translate_vaddr_fn)dlsym(RTLD_DEFAULT, MT_QEMU_TRANSLATE_VADDR);
+}
+
+bool mt_mmu_translates(void)
+{
+    return translate != NULL;
+}
+
+bool mt_mmu_translate(uint64_t vaddr, uint64_t *paddr)
+{
+    return translate && translate(vaddr, paddr);
 }
 
 void mt_mmu_vcpu_init(void)
 {
     static const char *const names[] = {[MMU_RISCV64] = "satp", [MMU_RISCV32] = "satp", [MMU_A64] = "SCTLR",
                                         [MMU_X86] = "cr0", [MMU_ARM] = "SCTLR"};
+    static const char *const sctlr_10_1 = "SCTLR_EL1";   /* QEMU >= 10.1 names SCTLR by its AArch64 name */
     if (arch != MMU_NONE && !reg) {
         mt_regs_find(&names[arch], 1, &reg);
+        if (arch == MMU_A64 || arch == MMU_ARM) {
+            mt_regs_find(&sctlr_10_1, 1, &reg);
+        }
     }
 }
 

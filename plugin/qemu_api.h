@@ -1,7 +1,8 @@
 /*
- * The subset of QEMU's TCG plugin API (version 4, QEMU 10.0) that memtap uses, declared here because no Debian
- * package ships qemu-plugin.h. Written from the public API documentation; only accessor functions are used, never
- * the layout of opaque types, so one build serves QEMU 10.0 and later.
+ * The subset of QEMU's TCG plugin API that memtap uses (version 4, QEMU 10.0, plus two later functions that are
+ * looked up at run time), declared here because no Debian package ships qemu-plugin.h. Written from the public API
+ * documentation; only accessor functions are used, never the layout of opaque types, so one build serves QEMU 10.0
+ * and later.
  */
 #ifndef MEMTAP_QEMU_API_H
 #define MEMTAP_QEMU_API_H
@@ -131,6 +132,28 @@ uint64_t qemu_plugin_hwaddr_phys_addr(const struct qemu_plugin_hwaddr *haddr);
 int qemu_plugin_num_vcpus(void);
 GArray *qemu_plugin_get_registers(void);
 int qemu_plugin_read_register(struct qemu_plugin_register *handle, GByteArray *buf);
+
+enum qemu_plugin_cond { QEMU_PLUGIN_COND_NEVER, QEMU_PLUGIN_COND_ALWAYS, QEMU_PLUGIN_COND_EQ, QEMU_PLUGIN_COND_NE };
+void qemu_plugin_register_vcpu_tb_exec_cond_cb(struct qemu_plugin_tb *tb, qemu_plugin_vcpu_udata_cb_t cb,
+                                               enum qemu_plugin_cb_flags flags, enum qemu_plugin_cond cond,
+                                               qemu_plugin_u64 entry, uint64_t imm, void *userdata);
+
+/* Newer than QEMU 10.0, so never linked against: looked up at run time (dlsym) by these names. QEMU 10.1 (API 5):
+ * the physical address the current vCPU's MMU gives a virtual address. QEMU 10.2: a callback when a vCPU takes an
+ * interrupt or exception (from: the interrupted next instruction, or the faulting one; to: the new PC). */
+#define MT_QEMU_TRANSLATE_VADDR "qemu_plugin_translate_vaddr"
+typedef bool (*mt_translate_vaddr_fn)(uint64_t vaddr, uint64_t *hwaddr);
+
+#define MT_QEMU_REGISTER_DISCON "qemu_plugin_register_vcpu_discon_cb"
+enum qemu_plugin_discon_type {
+    QEMU_PLUGIN_DISCON_INTERRUPT = 1,
+    QEMU_PLUGIN_DISCON_EXCEPTION = 2,
+    QEMU_PLUGIN_DISCON_HOSTCALL = 4,
+};
+typedef void (*qemu_plugin_vcpu_discon_cb_t)(qemu_plugin_id_t id, unsigned int vcpu_index,
+                                             enum qemu_plugin_discon_type type, uint64_t from_pc, uint64_t to_pc);
+typedef void (*mt_register_discon_fn)(qemu_plugin_id_t id, enum qemu_plugin_discon_type type,
+                                      qemu_plugin_vcpu_discon_cb_t cb);
 
 struct qemu_plugin_scoreboard *qemu_plugin_scoreboard_new(size_t element_size);
 void *qemu_plugin_scoreboard_find(struct qemu_plugin_scoreboard *score, unsigned int vcpu_index);

@@ -37,7 +37,7 @@ MT_LOCAL bool mt_ring_enabled;
 /* Options (plugin arguments ring_*). */
 static char name[256];
 static uint32_t nbuffers = 8, buffer_records = 1u << 16, heartbeat_ms = 600;
-static bool lossy, stop_on_death;
+static bool lossy, stop_on_death, fetch_runs = true;
 static unsigned wait_consumers;
 
 /* The segment. */
@@ -62,8 +62,10 @@ static uint32_t generations;
 enum fill_mode { FILL_NONE, FILL_WRITE, FILL_DROP, FILL_SKIP };
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static enum fill_mode mode;
-static uint32_t fill;
+static uint32_t fill;              /* ring records in the buffer being filled */
+static uint64_t fill_accesses;     /* ... and the records they stand for (a fetch run: its fetches) */
 static uint64_t first_record, drop_mask;
+static struct memtap_record *filling;   /* FILL_WRITE: the buffer being filled */
 static struct memtap_record scratch;     /* where dropped and unread records go */
 static uint64_t write_seq, records_total, records_published, records_dropped, buffers_dropped;
 static uint64_t last_publish_ns, last_liveness_ns;
@@ -151,6 +153,10 @@ int mt_ring_arg(const char *key, size_t klen, const char *v)
     if (KEY("ring_lossy")) {
         lossy = !strcmp(v, "on");
         return lossy || !strcmp(v, "off") ? 0 : -1;
+    }
+    if (KEY("ring_fetches")) {
+        fetch_runs = !strcmp(v, "runs");
+        return fetch_runs || !strcmp(v, "records") ? 0 : -1;
     }
     if (KEY("ring_on_death")) {
         stop_on_death = !strcmp(v, "stop");
@@ -318,17 +324,17 @@ static void finish_buffer(void)
         d->first_record = first_record;
         d->dropped_before = records_dropped;
         d->count = fill;
-        records_published += fill;
+        records_published += fill_accesses;
         publish_counters();
         STORE(hdr->write_seq, ++write_seq);
         __atomic_add_fetch(&hdr->publish_futex, 1, __ATOMIC_RELEASE);
         futex_wake(&hdr->publish_futex);
     } else if (mode == FILL_DROP) {
-        records_dropped += fill;
+        records_dropped += fill_accesses;
         buffers_dropped++;
         for (unsigned i = 0; i < MEMTAP_RING_MAX_CONSUMERS; i++) {
             if (cons[i].attached && (drop_mask >> i & 1)) {
-                STORE(slots[i].lost, LOAD(slots[i].lost) + fill);
+                STORE(slots[i].lost, LOAD(slots[i].lost) + fill_accesses);
             }
         }
         publish_counters();
@@ -336,6 +342,7 @@ static void finish_buffer(void)
     last_publish_ns = now_ns();
     mode = FILL_NONE;
     fill = 0;
+    fill_accesses = 0;
 }
 
 /* Chooses what happens to the next buffer's records; in lossless mode waits (bounded by the liveness checks)
@@ -344,6 +351,7 @@ static void start_buffer(void)
 {
     first_record = records_total;
     fill = 0;
+    fill_accesses = 0;
     for (bool waiting = false;; waiting = true) {
         uint32_t seen = LOAD(hdr->release_futex);
         service(now_ns());
@@ -369,6 +377,7 @@ static void start_buffer(void)
         futex_wait(&hdr->release_futex, seen, 10 * MS);
     }
     STORE(hdr->producer_waiting, 0u);
+    filling = &recs[(size_t)(write_seq % nbuffers) * buffer_records];
 }
 
 static inline struct memtap_record *next_record(void)
@@ -376,12 +385,14 @@ static inline struct memtap_record *next_record(void)
     if (mode == FILL_NONE) {
         start_buffer();
     }
-    return mode == FILL_WRITE ? &recs[(size_t)(write_seq % nbuffers) * buffer_records + fill] : &scratch;
+    return mode == FILL_WRITE ? filling + fill : &scratch;
 }
 
-static inline void commit_record(void)
+/* Stream indexes, drop and loss counts are in records as the file has them: a fetch run counts its fetches. */
+static inline void commit_record(uint32_t accesses)
 {
-    records_total++;
+    records_total += accesses;
+    fill_accesses += accesses;
     if (++fill == buffer_records) {
         finish_buffer();
     }
@@ -392,12 +403,45 @@ static void put_fetches(uint16_t vcpu, uint32_t insn, uint16_t count, uint64_t i
 {
     for (uint32_t k = 0; k < count; k++) {
         const struct memtap_insn *in = mt_insn_at(insn + k);
-        bool phys = in->flags & MEMTAP_INSN_PHYS;   /* fetched untranslated: paddr = vaddr */
+        uint64_t paddr = 0;
+        bool phys = mt_insn_fetch_paddr(in, &paddr);
         struct memtap_record *r = next_record();
         *r = (struct memtap_record){.pos = pos + k, .icount = icount + k, .vaddr = in->vaddr, .pc = in->vaddr,
-                                    .paddr = phys ? in->vaddr : 0, .vcpu = vcpu, .kind = MEMTAP_KIND_FETCH,
+                                    .paddr = paddr, .vcpu = vcpu, .kind = MEMTAP_KIND_FETCH,
                                     .size = in->size, .priv = in->priv, .flags = phys ? MEMTAP_RF_PADDR : 0};
-        commit_record();
+        commit_record(1);
+    }
+}
+
+/* Fetches as MEMTAP_KIND_FETCH_RUN records (ring_fetches=runs): a fraction of the shared-memory traffic. A run
+ * is cut where the EXEC event ends; an instruction no run can describe goes alone, as a plain fetch. */
+static void put_fetch_runs(uint16_t vcpu, uint32_t insn, uint16_t count, uint64_t icount, uint64_t pos)
+{
+    for (uint32_t k = 0; k < count;) {
+        const struct mt_run *run = mt_run_at(insn + k);
+        uint32_t n = run->n < count - k ? run->n : count - k;
+        if (!n) {
+            put_fetches(vcpu, insn + k, 1, icount + k, pos + k);
+            k++;
+            continue;
+        }
+        uint64_t lo = run->sizes_lo, hi = run->sizes_hi;
+        if (n < 16) {
+            lo &= (1ull << (4 * n)) - 1;
+            hi = 0;
+        } else if (n < MEMTAP_RUN_MAX) {
+            hi &= (1ull << (4 * (n - 16))) - 1;
+        }
+        const struct memtap_insn *in = mt_insn_at(insn + k);
+        uint64_t paddr = 0;
+        bool phys = mt_insn_fetch_paddr(in, &paddr);   /* the run shares the first one's mapping (insns.c) */
+        struct memtap_record *r = next_record();
+        *r = (struct memtap_record){.pos = pos + k, .icount = icount + k, .vaddr = in->vaddr, .pc = in->vaddr,
+                                    .paddr = paddr, .value = lo, .value_hi = hi, .vcpu = vcpu,
+                                    .kind = MEMTAP_KIND_FETCH_RUN, .size = (uint8_t)n, .priv = in->priv,
+                                    .flags = phys ? MEMTAP_RF_PADDR : 0};
+        commit_record(n);
+        k += n;
     }
 }
 
@@ -456,19 +500,19 @@ static void put_access(uint16_t vcpu, const struct access *a)
     } else {
         fill_data(r, a, in);
     }
-    commit_record();
+    commit_record(1);
 }
 
 static uint64_t records_in(const struct mt_buffer *b)
 {
     uint64_t n = 0;
     for (size_t i = 0; i < b->n; i++) {
-        n += b->kind[i] == MEMTAP_EV_EXEC ? b->count[i] : 1u;
+        n += b->rows[i].kind == MEMTAP_EV_EXEC ? b->rows[i].count : 1u;
     }
     return n;
 }
 
-/* Expands one full event buffer (columns as in an EVENTS chunk, trace.h) into records. */
+/* Expands one full event buffer (the rows its vCPU wrote) into records. */
 void mt_ring_process(const struct mt_buffer *b)
 {
     pthread_mutex_lock(&lock);
@@ -480,22 +524,17 @@ void mt_ring_process(const struct mt_buffer *b)
         pthread_mutex_unlock(&lock);
         return;
     }
-    uint64_t icount = 0, pos = 0;
-    size_t j = 0, wi = 0, wp = 0, wv = 0;
+    size_t j = 0, wv = 0;
     uint16_t vcpu = (uint16_t)b->vcpu;
-    for (size_t i = 0; i < b->n; i++) {
-        icount += b->icount[i] == MEMTAP_WIDE ? b->icount_wide[wi++] : b->icount[i];
-        pos += b->pos[i] == MEMTAP_WIDE ? b->pos_wide[wp++] : b->pos[i];
-        uint8_t kind = b->kind[i];
-        if (kind == MEMTAP_EV_EXEC) {
-            put_fetches(vcpu, b->insn[i], b->count[i], icount, pos);
-            icount += b->count[i] - 1u;
-            pos += b->count[i] - 1u;
+    for (size_t i = 0; i < b->n; i++) {   /* the vCPU's rows: whole values, nothing to decode */
+        const struct mt_row *row = &b->rows[i];
+        if (row->kind == MEMTAP_EV_EXEC) {
+            (fetch_runs ? put_fetch_runs : put_fetches)(vcpu, row->insn, row->count, row->icount, row->pos);
         } else {
-            bool data = mt_cfg.values && kind == MEMTAP_EV_DATA;
-            bool wide = data && (b->flags[i] & MEMTAP_EVF_SIZE_MASK) == 4;   /* 16 bytes: a high half follows */
-            struct access a = {.kind = kind, .flags = b->flags[i], .insn = b->insn[i], .icount = icount, .pos = pos,
-                               .vaddr = b->vaddr[j], .paddr = b->paddr[j] + b->vaddr[j],
+            bool data = mt_cfg.values && row->kind == MEMTAP_EV_DATA;
+            bool wide = data && (row->flags & MEMTAP_EVF_SIZE_MASK) == 4;   /* 16 bytes: a high half follows */
+            struct access a = {.kind = row->kind, .flags = row->flags, .insn = row->insn, .icount = row->icount,
+                               .pos = row->pos, .vaddr = row->vaddr, .paddr = row->paddr,
                                .value = data ? b->value[j] : 0, .value_hi = wide ? b->value_hi[wv++] : 0};
             j++;
             put_access(vcpu, &a);
@@ -609,7 +648,7 @@ static int create_segment(void)
         .nbuffers = nbuffers, .buffer_records = buffer_records, .max_consumers = MEMTAP_RING_MAX_CONSUMERS,
         .consumers_offset = sizeof(*hdr), .buffers_offset = desc_off, .records_offset = rec_off,
         .segment_size = (uint64_t)size, .flags = (lossy ? MEMTAP_RING_F_LOSSY : 0) |
-        (mt_cfg.sink == MT_SINK_FILE ? MEMTAP_RING_F_FILE : 0), .producer_pid = (uint32_t)getpid(),
+        (mt_cfg.sink == MT_SINK_FILE ? MEMTAP_RING_F_FILE : 0) | (fetch_runs ? MEMTAP_RING_F_FETCH_RUNS : 0), .producer_pid = (uint32_t)getpid(),
         .heartbeat_ms = heartbeat_ms, .state = MEMTAP_RING_RUNNING, .start_time_ns = now_ns(),
         .trace_on = atomic_load(&mt_trace_on),
     };

@@ -189,11 +189,16 @@ static void write_json_chunk(uint16_t type, const char *json)
 
 static void write_pending_insns(void)
 {
-    uint32_t n;
+    uint32_t np, n;
+    struct memtap_insn_paddr *paddrs = mt_insns_take_paddrs(&np);   /* first: see insns.c */
     struct memtap_insn *insns = mt_insns_take(&n);
     if (insns) {
         write_chunk(MEMTAP_CHUNK_INSNS, insns, n * sizeof(*insns), n);
         free(insns);
+    }
+    if (paddrs) {
+        write_chunk(MEMTAP_CHUNK_INSN_PADDRS, paddrs, np * sizeof(*paddrs), np);
+        free(paddrs);
     }
 }
 
@@ -201,6 +206,9 @@ void mt_sink_process(struct mt_buffer *b)
 {
     struct prepared c;
     bool file = mt_cfg.sink == MT_SINK_FILE && b->n;
+    if (file) {
+        mt_buffer_columns(b);   /* here, in parallel with the vCPUs and before the write turn */
+    }
     if (file) {
         struct piece cols[] = {
             {b->kind, b->n}, {b->flags, b->n}, {b->count, 2 * b->n}, {b->insn, 4 * b->n},

@@ -11,21 +11,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 . /etc/os-release
 codename="${VERSION_CODENAME:-}"
 
-# The first mirror URI that serves the release's main suite, from deb822 or one-line sources.
-debian_mirror() {
-    local f
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] || continue
-        awk -v suite="$codename" '
-            /^URIs:/ { uri = $2 }
-            /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == suite) found = 1 }
-            /^$/ { if (found && uri != "") { print uri; exit } uri = ""; found = 0 }
-            END { if (found && uri != "") print uri }' "$f"
-    done | head -n 1
-    if [ -f /etc/apt/sources.list ]; then
-        awk -v suite="$codename" '$1 == "deb" && $3 == suite { print $2; exit }' /etc/apt/sources.list
-    fi
-}
+. "$(dirname "$0")/debian-mirror.sh"
 
 packages=(qemu-system-x86 qemu-system-arm qemu-system-misc qemu-system-ppc
           clang lld llvm libzstd-dev zlib1g-dev gcc python3 python3-venv python3-dev

@@ -7,12 +7,14 @@ from capstone), never from the trace under test.
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from functools import cache
 from pathlib import Path
 
 import capstone
+import pytest
 from elftools.elf.elffile import ELFFile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,8 +78,29 @@ def disassembly(arch: str, elf: Path, start: int, end: int) -> list[tuple[int, i
     return out
 
 
-def qemu_command(arch: str, elf: Path, smp: int = 1) -> list[str]:
-    return builder().qemu_command(arch, elf, smp=smp)
+def qemu_command(arch: str, elf: Path, smp: int = 1, qemu: str | None = None) -> list[str]:
+    """The guest's QEMU command line; `qemu` replaces the emulator binary (e.g. newer_qemu(arch))."""
+    command = builder().qemu_command(arch, elf, smp=smp)
+    return [qemu or command[0], *command[1:]]
+
+
+# A QEMU >= 10.2 (plugin API 5: translate_vaddr, discontinuity callbacks), built by scripts/build-newer-qemu.sh.
+# scripts/test.sh sets MEMTAP_NEWER_QEMU to its bin directory, so there a missing build fails the tests that need
+# it; elsewhere they use the script's default prefix, or skip.
+NEWER_QEMU_ENV = "MEMTAP_NEWER_QEMU"
+NEWER_QEMU_DEFAULT = Path.home() / ".cache" / "memtap" / "qemu-newer" / "bin"
+
+
+def newer_qemu(arch: str) -> str:
+    """Path of the newer QEMU's emulator for arch's guests."""
+    binary = builder().arch_config(arch)["qemu"]
+    configured = os.environ.get(NEWER_QEMU_ENV)
+    path = Path(configured or NEWER_QEMU_DEFAULT) / binary
+    if path.is_file():
+        return str(path)
+    if configured:
+        pytest.fail(f"{NEWER_QEMU_ENV}={configured} has no {binary}: scripts/build-newer-qemu.sh builds it")
+    pytest.skip(f"no QEMU >= 10.2 at {NEWER_QEMU_DEFAULT} (scripts/build-newer-qemu.sh builds one)")
 
 
 def memtap(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
@@ -88,10 +111,12 @@ def memtap(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedPr
     )
 
 
-def record(trace: Path, arch: str, program: str, *options: str, smp: int = 1, timeout: float = 120):
+def record(trace: Path, arch: str, program: str, *options: str, smp: int = 1, timeout: float = 120,
+           qemu: str | None = None):
     """`memtap record -o trace [options] -- <the guest's QEMU command>`; returns the finished process."""
     elf = guest(arch, program)
-    return memtap("record", "-o", str(trace), *options, "--", *qemu_command(arch, elf, smp), timeout=timeout)
+    return memtap("record", "-o", str(trace), *options, "--", *qemu_command(arch, elf, smp, qemu),
+                  timeout=timeout)
 
 
 def instruction_at(arch: str, elf: Path, addr: int) -> tuple[int, int]:

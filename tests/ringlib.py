@@ -22,7 +22,7 @@ import pytest
 from guestlib import ROOT, guest, qemu_command
 
 import memtap
-from memtap import layout, ring
+from memtap import layout, ring, ring_runs
 
 
 def ring_name() -> str:
@@ -33,11 +33,11 @@ class Recording:
     """`memtap record [-o trace] --ring NAME ...` running in the background; stderr lines are timestamped."""
 
     def __init__(self, name: str, arch: str, program: str, *options: str, trace: Path | None = None,
-                 smp: int = 1) -> None:
+                 smp: int = 1, qemu: str | None = None) -> None:
         self.name, self.trace = name, trace
         out = ["-o", str(trace)] if trace is not None else []
         cmd = [sys.executable, "-m", "memtap.cli.main", "record", *out, "--ring", name, *options, "--",
-               *qemu_command(arch, guest(arch, program), smp)]
+               *qemu_command(arch, guest(arch, program), smp, qemu=qemu)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: list[tuple[float, str]] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -74,10 +74,13 @@ class Collector(threading.Thread):
     def __init__(self, name: str, keep: bool = True, delay: float = 0.0,
                  on_batch: Callable[[int], None] | None = None) -> None:
         super().__init__(daemon=True)
-        self.consumer = ring.connect(name, timeout=30)
+        self.consumer = ring.connect(name, timeout=30, expand=False)  # expanded here, to keep the raw sizes
         self.keep, self.delay, self.on_batch = keep, delay, on_batch
         self.batches: list[np.ndarray] = []
         self.firsts: list[int] = []  # stream index of each batch's first record
+        self.raw_counts: list[int] = []  # ring records (fetch runs unexpanded) in each batch
+        self.raw: list[np.ndarray] = []  # with keep: the batches as the ring carried them
+        self.counts: list[int] = []  # records in each batch, expanded
         self.digest = hashlib.sha256()
         self.count = 0
         self.kinds = np.zeros(len(layout.KIND_NAMES), np.int64)
@@ -89,13 +92,17 @@ class Collector(threading.Thread):
         c = self.consumer
         try:
             n = 0
-            while (batch := c.next_batch()) is not None:
+            while (raw := c.next_batch()) is not None:
+                self.raw_counts.append(len(raw))
+                batch = ring_runs.expand(raw)
+                self.counts.append(len(batch))
                 self.firsts.append(c.first_record)
                 self.digest.update(batch.tobytes())
                 self.count += len(batch)
                 self.kinds += np.bincount(batch["kind"], minlength=len(layout.KIND_NAMES))
                 if self.keep:
                     self.batches.append(batch.copy())
+                    self.raw.append(raw.copy())
                 n += 1
                 if self.on_batch:
                     self.on_batch(n)
@@ -140,16 +147,27 @@ def wait_for_ring(name: str, timeout: float = 30) -> None:
         time.sleep(0.01)
 
 
-@pytest.fixture(scope="module")
-def ring_count(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """examples/ring_count.c, built as a user would with warnings as errors."""
+def build_c(tmp_path_factory: pytest.TempPathFactory, source: Path) -> str:
+    """A ring client built as a user would, with warnings as errors."""
     cc = shutil.which("cc")
     if cc is None:
         pytest.skip("no C compiler")
-    exe = tmp_path_factory.mktemp("c") / "ring_count"
+    exe = tmp_path_factory.mktemp("c") / source.stem
     subprocess.run([cc, "-Wall", "-Wextra", "-Werror", "-O2", "-pthread", "-I", str(ROOT / "include"),
-                    str(ROOT / "examples" / "ring_count.c"), "-o", str(exe)], check=True)
+                    str(source), "-o", str(exe)], check=True)
     return str(exe)
+
+
+@pytest.fixture(scope="module")
+def ring_count(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """examples/ring_count.c, the example co-simulator."""
+    return build_c(tmp_path_factory, ROOT / "examples" / "ring_count.c")
+
+
+@pytest.fixture(scope="module")
+def ring_dump(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """tests/c/ring_dump.c: every record, runs expanded by ring_client.h, as raw bytes on stdout."""
+    return build_c(tmp_path_factory, ROOT / "tests" / "c" / "ring_dump.c")
 
 
 @pytest.fixture

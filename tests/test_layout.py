@@ -23,6 +23,7 @@ STRUCTS = {
     "memtap_file_header": layout.FILE_HEADER,
     "memtap_chunk_header": layout.CHUNK_HEADER,
     "memtap_insn": layout.INSN,
+    "memtap_insn_paddr": layout.INSN_PADDR_ROW,
     "memtap_count": layout.COUNT,
     "memtap_event": layout.EVENT,
     "memtap_record": layout.RECORD,

@@ -292,6 +292,30 @@ def test_undefined_insn(tmp_path: Path) -> None:
         open_trace(path).records()
 
 
+def test_translated_fetch_paddrs(tmp_path: Path) -> None:
+    """INSN_PHYS: paddr = vaddr; INSN_PADDR: paddr from the INSN_PADDRS chunk; neither: unknown."""
+    path = tmp_path / "paddrs.memtap"
+    with TraceWriter(path) as w:
+        w.info(fetch_paddr="translated")
+        w.insns([Insn(0x1000, flags=L.INSN_PHYS), Insn(0xC0001000, flags=L.INSN_PADDR), Insn(0xC0001004)])
+        w.insn_paddrs([(1, 0x80042000)])
+        w.events(0, [exec_ev(0, 3, pos=0, icount=1)])
+        w.end()
+    rec = open_trace(path).records()
+    assert [(int(r["pc"]), int(r["paddr"]), int(r["flags"])) for r in rec] == [
+        (0x1000, 0x1000, L.RF_PADDR), (0xC0001000, 0x80042000, L.RF_PADDR), (0xC0001004, 0, 0)]
+
+
+def test_insn_paddrs_bad_length(tmp_path: Path) -> None:
+    path = tmp_path / "badpaddrs.memtap"
+    with TraceWriter(path) as w:
+        w.info()
+        w.insns([Insn(0x1000, flags=L.INSN_PADDR)])
+        off = w.chunk(L.CHUNK_INSN_PADDRS, b"\0" * 12, count=1)
+    with pytest.raises(TraceError, match=f"byte offset {off}: raw_len 12 does not match 1 instruction addresses"):
+        open_trace(path)
+
+
 def test_insn_table_grows(tmp_path: Path) -> None:
     path = tmp_path / "grow.memtap"
     with TraceWriter(path) as w:

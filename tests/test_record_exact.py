@@ -168,15 +168,16 @@ def test_cli_on_a_real_trace(tmp_path):
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 1 and "0x1234" in proc.stdout
 
 
-@pytest.mark.parametrize("arch", ["riscv64", "riscv32", "arm", "arm-thumb"])
+@pytest.mark.parametrize("arch", ["riscv64", "riscv32", "aarch64", "arm", "arm-thumb", "ppc"])
 def test_privilege_follows_the_guest_into_user_mode(tmp_path, arch):
-    """RISC-V: machine-mode code mrets into user mode, which ecalls back; Arm: SVC-mode code returns into USR
-    mode, which comes back with svc. Each record carries its own level."""
+    """RISC-V: machine-mode code mrets into user mode, which ecalls back; AArch64: EL1 code erets into EL0, which
+    comes back with svc; Arm: SVC-mode code returns into USR mode, which comes back with svc; PowerPC: supervisor
+    code rfis into problem state, which comes back with sc. Each record carries its own level."""
     from memtap.layout import KIND_FETCH, KIND_STORE, PRIV_USER
 
     elf = guest(arch, "priv")
     sym = {k: v & ~1 if arch == "arm-thumb" else v for k, v in symbols(elf).items()}
-    kernel = PRIV_SUPERVISOR if arch.startswith("arm") else PRIV_MACHINE
+    kernel = PRIV_MACHINE if arch.startswith("riscv") else PRIV_SUPERVISOR
     trace_path = tmp_path / "priv.trace"
     proc = record(trace_path, arch, "priv", "--start-on-marker")
     assert proc.returncode == 0, proc.stderr

@@ -54,11 +54,13 @@ def test_fault_is_one_exception_record(tmp_path, arch, cause_ok):
 
 @pytest.mark.parametrize(("arch", "cause", "priv"), [
     ("riscv64", 8, L.PRIV_MACHINE),         # mcause 8: environment call from U-mode
+    ("aarch64", 0x56000000, L.PRIV_SUPERVISOR),  # ESR_EL1: EC 0x15 (SVC64), IL, imm16 0 (vaddr: the svc, not ELR)
     ("arm", 2, L.PRIV_SUPERVISOR),          # vector slot 2: SVC
     ("arm-thumb", 2, L.PRIV_SUPERVISOR),
+    ("ppc", 8, L.PRIV_SUPERVISOR),          # IVOR8: system call (vaddr: the sc, though SRR0 is the next insn)
 ])
 def test_system_call_from_user_mode(tmp_path, arch, cause, priv):
-    """The `priv` guests: user-mode code traps back into the kernel (ecall, svc)."""
+    """The `priv` guests: user-mode code traps back into the kernel (ecall, svc, sc); vaddr is that instruction."""
     sym = {k: v & ~1 if arch == "arm-thumb" else v for k, v in symbols(guest(arch, "priv")).items()}
     recs = records(tmp_path, arch, "priv").records(kinds="exception")
     assert [(int(r["vaddr"]), int(r["value"]), int(r["priv"])) for r in recs] == [(sym["user_ecall"], cause, priv)]

@@ -4,11 +4,14 @@ attaches late, to the C client, and, in lossy mode, everything but the dropped b
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import subprocess
 import threading
+import time
 
+import numpy as np
 import pytest
 from guestlib import ARCHES, guest, record, symbols
 from ringlib import Collector, Recording, fake_ring, file_digest, ring_count, ring_name, wait_for_ring
@@ -39,7 +42,9 @@ def test_two_consumers_each_get_the_files_records(tmp_path, arch):
         assert got.tobytes() == expected.tobytes()
         assert c.consumer.joined_at == (0, 0, 0)
         assert c.lost == 0 and c.consumer.complete is True
-        assert c.firsts == list(range(0, len(expected), 1000))
+        # Buffers of 1000 ring records each; stream indexes count records as the file does (runs expanded).
+        assert c.raw_counts[:-1] == [1000] * (len(c.raw_counts) - 1) and sum(c.raw_counts) < len(expected)
+        assert c.firsts == np.cumsum([0] + [len(x) for x in c.batches[:-1]]).tolist()
     assert memtap.open(trace).end["dropped"] == 0
     assert f"memtap: ring {name}: 8 buffers of 1000 records, lossless" in rec.stderr
 
@@ -71,9 +76,13 @@ def test_ring_alone_writes_no_file_and_matches_a_file_run(tmp_path):
     assert c.finish().records().tobytes() == memtap.open(tmp_path / "file.trace").records().tobytes()
 
 
-def test_late_consumer_sees_the_files_suffix_from_where_it_joined(tmp_path):
+@pytest.mark.parametrize("with_file", [True, False])
+def test_late_consumer_sees_the_files_suffix_from_where_it_joined(tmp_path, with_file):
+    """With a file, its records from the stream index the late consumer joined at; without one (the plugin only
+    counts records while nobody reads), the early consumer's records from that index."""
     name, trace = ring_name(), tmp_path / "demo.trace"
-    rec = Recording(name, "riscv64", "demo", "--ring-wait", "1", "--ring-buffer-size", "16384", trace=trace)
+    rec = Recording(name, "riscv64", "demo", "--ring-wait", "1", "--ring-buffer-size", "16384",
+                    trace=trace if with_file else None)
     joined = threading.Event()
     late: list[Collector] = []
 
@@ -82,16 +91,35 @@ def test_late_consumer_sees_the_files_suffix_from_where_it_joined(tmp_path):
             late.append(Collector(name, keep=False))
             joined.set()
 
-    early = Collector(name, keep=False, delay=0.01, on_batch=after)
+    early = Collector(name, keep=not with_file, delay=0.01, on_batch=after)
     assert joined.wait(60)
     assert rec.wait() == 0, rec.stderr
     early.finish()
     b = late[0].finish()
     seq, first_record, first_pos = b.consumer.joined_at
-    assert seq >= 20 and first_record == seq * 16384  # no drops, so buffers are full and contiguous
-    digest, n, pos = file_digest(trace, skip=first_record)
-    assert (b.digest.hexdigest(), b.count, first_pos) == (digest, n, pos)
-    assert (early.digest.hexdigest(), early.count) == file_digest(trace)[:2]
+    assert seq >= 20 and first_record == sum(early.counts[:seq])  # no drops: the buffers before it, expanded
+    if with_file:
+        digest, n, pos = file_digest(trace, skip=first_record)
+        assert (b.digest.hexdigest(), b.count, first_pos) == (digest, n, pos)
+        assert (early.digest.hexdigest(), early.count) == file_digest(trace)[:2]
+    else:
+        suffix = early.records()[first_record:]
+        assert (b.digest.hexdigest(), b.count, first_pos) == (
+            hashlib.sha256(suffix.tobytes()).hexdigest(), len(suffix), int(suffix["pos"][0]))
+
+
+def test_first_consumer_joining_late_gets_the_right_stream_index(tmp_path):
+    """Before anyone attaches the plugin only counts records; the count must match what it would have expanded."""
+    name, trace = ring_name(), tmp_path / "ptrchase.trace"
+    rec = Recording(name, "riscv64", "ptrchase", trace=trace)
+    wait_for_ring(name)
+    time.sleep(0.5)
+    c = Collector(name, keep=False)
+    assert rec.wait() == 0, rec.stderr
+    c.finish()
+    seq, first_record, first_pos = c.consumer.joined_at
+    assert first_record > 0
+    assert (c.digest.hexdigest(), c.count, first_pos) == file_digest(trace, skip=first_record)
 
 
 def test_lossy_mode_drops_whole_buffers_and_counts_every_record(tmp_path):

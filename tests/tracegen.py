@@ -123,6 +123,13 @@ class TraceWriter:
         self.chunk(L.CHUNK_INSNS, arr.tobytes(), count=len(arr), **kw)
         return first
 
+    def insn_paddrs(self, rows: Sequence[tuple[int, int]], **kw: Any) -> int:
+        """INSN_PADDRS chunk: (instruction id, physical address) rows."""
+        arr = np.zeros(len(rows), L.INSN_PADDR_ROW)
+        arr["id"] = [r[0] for r in rows]
+        arr["paddr"] = [r[1] for r in rows]
+        return self.chunk(L.CHUNK_INSN_PADDRS, arr.tobytes(), count=len(arr), **kw)
+
     def events(self, vcpu: int, events: Iterable[tuple], **kw: Any) -> int:
         """EVENTS chunk of one vCPU (tuples from exec_ev / data_ev / mark_ev)."""
         arr = np.array(list(events), dtype=L.EVENT)

@@ -1,16 +1,13 @@
 /* fault: an undefined instruction and its exception handler inside the traced region (see guest/README.md). */
 #include "memtap.h"
+#include "vectors.h"
 
     .text
     .globl main
     .globl fault_begin, fault_insn, fault_after, fault_end, handler_begin, handler_ret
     .balign 4
 main:
-    mrs     x15, vbar_el1           /* keep the default vectors */
-    adrp    x9, fault_vectors
-    add     x9, x9, :lo12:fault_vectors
-    msr     vbar_el1, x9
-    isb
+    set_vectors fault_vectors, x15  /* keep the default vectors in x15 */
     mov     x12, #-1
     MEMTAP_START
 fault_begin:
@@ -34,10 +31,8 @@ fault_end: MEMTAP_STOP
  * same slot of the default table (mt_vectors). */
     .balign 2048
 fault_vectors:
-    .set slot, 0
-    .rept 16
+    default_vector_slots 0, 4
     .balign 128
-    .if slot == 4
 handler_begin:
     mrs     x12, esr_el1
     lsr     x12, x12, #26           /* exception class */
@@ -46,8 +41,4 @@ handler_begin:
     msr     elr_el1, x13
 handler_ret:
     eret
-    .else
-    b       mt_vectors + slot * 128
-    .endif
-    .set slot, slot + 1
-    .endr
+    default_vector_slots 5, 16

@@ -74,6 +74,10 @@ vector_\n:
     b       vector_common
     .endr
 vector_common:
+    mfmsr   %r4                      /* interrupts clear MSR[SPV]; the C reporter may use SPE */
+    oris    %r4, %r4, MSR_SPV@h
+    mtmsr   %r4
+    isync
     mfsrr0  %r4
     mfsrr1  %r5
     mfspr   %r6, 62                  /* ESR */

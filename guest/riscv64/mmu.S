@@ -4,15 +4,18 @@
  * 0x80000000) and the page at mmu_virt = 3 GiB -> mmu_phys through lower-level tables. It opens memory to S-mode
  * with one PMP entry and mrets into supervisor code, which makes, between START and STOP, a 4-byte store and load
  * through mmu_virt + 8 and a 4-byte load of mmu_phys + 8 through its identity mapping, then ecalls back to machine
- * mode. */
+ * mode. On the way, still between START and STOP, it jumps to mmu_code through a second alias, mmu_code_virt =
+ * mmu_virt + 4 KiB, which maps mmu_code's page, and jumps back (fetches whose physical address differs from the
+ * virtual one). */
 #include "memtap.h"
 
 #define PTE_LEAF 0xcf               /* D A X W R V */
 #define PTE_TABLE 0x01
 
     .option norvc
-    .globl main, mmu_virt, mmu_phys, mmu_st, mmu_ld, mmu_ld_phys
+    .globl main, mmu_virt, mmu_phys, mmu_st, mmu_ld, mmu_ld_phys, mmu_code, mmu_code_virt, mmu_code_end
     .set mmu_virt, 0xc0000000
+    .set mmu_code_virt, mmu_virt + 4096
     .text
     .balign 4
 main:
@@ -34,6 +37,10 @@ main:
     srli    t1, t1, 2
     ori     t1, t1, PTE_LEAF
     sd      t1, 0(t3)                       /* l0[0] -> mmu_phys */
+    la      t1, mmu_code
+    srli    t1, t1, 2
+    ori     t1, t1, PTE_LEAF
+    sd      t1, 8(t3)                       /* l0[1] -> mmu_code's page */
 #else
     la      t0, mmu_root
     li      t1, PTE_LEAF
@@ -59,6 +66,10 @@ main:
     srli    t1, t1, 2
     ori     t1, t1, PTE_LEAF
     sw      t1, 0(t3)                       /* l0[0] -> mmu_phys */
+    la      t1, mmu_code
+    srli    t1, t1, 2
+    ori     t1, t1, PTE_LEAF
+    sw      t1, 4(t3)                       /* l0[1] -> mmu_code's page */
 #endif
     srli    t0, t0, 12
 #if __riscv_xlen == 64
@@ -92,6 +103,10 @@ s_code:
 mmu_st: sw      t2, 8(t0)
 mmu_ld: lw      t3, 8(t0)
 mmu_ld_phys: lw t4, 8(t1)
+    la      a2, mmu_code_back
+    li      a1, mmu_code_virt
+    jr      a1
+mmu_code_back:
     MEMTAP_STOP
     ecall
     .balign 4
@@ -104,6 +119,12 @@ mmu_back:                               /* machine mode again */
     sub     t4, t4, t2
     or      a0, t3, t4                      /* 0 iff both loads saw the stored value */
     ret
+
+    .balign 4096
+mmu_code:                               /* runs at mmu_code_virt */
+    addi    a1, a1, 1
+    jr      a2
+mmu_code_end:
 
     .bss
     .balign 4096

@@ -7,7 +7,7 @@
  *     const struct memtap_record *r;
  *     uint32_t n;
  *     while ((r = memtap_ring_next(&c, &n))) {   // valid until the next call: the buffer is then released
- *         ... r[0 .. n-1] ...
+ *         ... r[0 .. n-1] ...                     // fetch runs: memtap_ring_expand (below)
  *     }
  *     if (c.error[0]) { ... }                     // otherwise the recording ended (c.complete: normally)
  *     memtap_ring_close(&c);
@@ -278,6 +278,31 @@ static inline const struct memtap_record *memtap_ring_next(struct memtap_ring_cl
     c->holding = true;
     *n = d->count;
     return c->records + index * h->buffer_records;
+}
+
+/* A fetch run (MEMTAP_KIND_FETCH_RUN, the ring's default form of fetches) as the fetch records it stands for:
+ * writes them to out[0 .. return value - 1] (at most MEMTAP_RUN_MAX). Any other record is copied as it is. */
+static inline unsigned memtap_ring_expand(const struct memtap_record *r, struct memtap_record *out)
+{
+    if (r->kind != MEMTAP_KIND_FETCH_RUN) {
+        out[0] = *r;
+        return 1;
+    }
+    unsigned n = r->size <= MEMTAP_RUN_MAX ? r->size : MEMTAP_RUN_MAX;
+    uint64_t offset = 0;
+    for (unsigned k = 0; k < n; k++) {
+        unsigned size = MEMTAP_RUN_SIZE(r, k);
+        out[k] = *r;
+        out[k].kind = MEMTAP_KIND_FETCH;
+        out[k].pos = r->pos + k;
+        out[k].icount = r->icount + k;
+        out[k].vaddr = out[k].pc = r->vaddr + offset;
+        out[k].paddr = r->flags & MEMTAP_RF_PADDR ? r->paddr + offset : 0;
+        out[k].size = (uint8_t)size;
+        out[k].value = out[k].value_hi = 0;
+        offset += size;
+    }
+    return n;
 }
 
 /* Records dropped (lossy mode) while this consumer was attached. */

@@ -31,6 +31,8 @@ enum memtap_chunk_type {
     MEMTAP_CHUNK_EVENTS = 3,  /* `count` events of one vCPU, in its program order, as columns (below) */
     MEMTAP_CHUNK_END = 4,     /* JSON: totals; present only when the writer finished cleanly */
     MEMTAP_CHUNK_COUNTS = 5,  /* struct memtap_count[count] (counts mode): increments since the previous COUNTS */
+    MEMTAP_CHUNK_INSN_PADDRS = 6, /* struct memtap_insn_paddr[count]: physical addresses of instructions translated
+                                   * since the previous such chunk with MEMTAP_INSN_PADDR (QEMU >= 10.1 only) */
 };
 
 enum memtap_codec {
@@ -66,6 +68,7 @@ enum memtap_priv {
 #define MEMTAP_INSN_EXCLUSIVE 0x08u /* load-linked or store-conditional (LR/SC, LDXR/STXR, LDREX/STREX, ...) */
 #define MEMTAP_INSN_CMO 0x10u     /* a cache-maintenance or prefetch instruction; `cmo` says which */
 #define MEMTAP_INSN_PHYS 0x20u    /* fetched with address translation off: its physical address is vaddr */
+#define MEMTAP_INSN_PADDR 0x40u   /* its physical address differs from vaddr and is in an INSN_PADDRS chunk */
 
 /* A cache-maintenance instruction's operation, granularity and encoded cache level, packed in memtap_insn.cmo
  * as op | granularity << 4 | level << 6 (level 0: the instruction names none; 1..3: L1..L3). */
@@ -99,6 +102,14 @@ struct memtap_insn {
     uint8_t priv;             /* enum memtap_priv, constant for the block that holds the instruction */
     uint8_t flags;            /* MEMTAP_INSN_* */
     uint8_t cmo;              /* MEMTAP_INSN_CMO: op | granularity << 4 | level << 6; otherwise 0 */
+};
+
+/* The physical address QEMU's MMU gave an instruction's virtual address when it was translated (QEMU >= 10.1).
+ * QEMU finds a translation block again only through the same physical page, so it holds for every execution. */
+struct memtap_insn_paddr {
+    uint32_t id;              /* instruction id (struct memtap_insn), whose flags have MEMTAP_INSN_PADDR */
+    uint32_t reserved;
+    uint64_t paddr;
 };
 
 /* Counts mode (no record order): per translated instruction and vCPU, block entries or completions and the loads
@@ -146,10 +157,10 @@ enum memtap_event_kind {
  * better than rows, is what the plugin's buffers hold, and decodes without a loop:
  *   kind[n] u8 | flags[n] u8 | count[n] u16 | insn[n] u32 | icount_d[n] u16 | pos_d[n] u16 |
  *   vaddr[m] u64 | paddr[m] u64 | icount_wide[wi] u64 | pos_wide[wp] u64
- * m is the number of events whose kind is not EXEC; paddr holds paddr - vaddr (modulo 2^64). icount_d and pos_d
- * are differences (modulo 2^64) to the last record the previous event covered: for an EXEC event its last
- * instruction (icount + count - 1, pos + count - 1), for others the event itself, and 0 before the first event
- * of the chunk. A difference of MEMTAP_WIDE or more is stored as MEMTAP_WIDE and its value taken, in order, from
+ * m is the number of events whose kind is not EXEC; paddr holds paddr - vaddr (modulo 2^64), 0 for a DATA event
+ * without MEMTAP_EVF_PADDR. icount_d and pos_d are differences (modulo 2^64) to the last record the previous
+ * event covered: for an EXEC event its last instruction (icount + count - 1, pos + count - 1), for others the
+ * event itself, and 0 before the first event of the chunk. A difference of MEMTAP_WIDE or more is stored as MEMTAP_WIDE and its value taken, in order, from
  * the wide column; wi and wp count those escapes. A trace recorded with values (INFO "values": true) has two
  * more columns at the end: value[m] u64 (the low 8 bytes of a DATA event's value, 0 for other addressed events)
  * and value_hi[h] u64, the high 8 bytes of each 16-byte DATA event, in order. */
@@ -178,6 +189,13 @@ struct memtap_event {
 #define MEMTAP_KIND_MARKER 3u
 #define MEMTAP_KIND_CMO 4u            /* value: memtap_insn.cmo (op | granularity << 4 | level << 6) */
 #define MEMTAP_KIND_EXCEPTION 5u      /* pc: the handler's first instruction; vaddr: where it came from; value: cause */
+/* Only in a live ring made with fetch runs (MEMTAP_RING_F_FETCH_RUNS): `size` (1..MEMTAP_RUN_MAX) consecutive
+ * fetches of one block in one record. pos, icount, vaddr (= pc) and paddr (with MEMTAP_RF_PADDR) are the first
+ * instruction's; fetch k has pos + k, icount + k, and the address plus the sizes of fetches 0..k-1. Instruction
+ * sizes are 4-bit fields: fetch k's is MEMTAP_RUN_SIZE(record, k). ring_client.h expands runs into records. */
+#define MEMTAP_KIND_FETCH_RUN 6u
+#define MEMTAP_RUN_MAX 32u
+#define MEMTAP_RUN_SIZE(r, k) ((unsigned)((((k) < 16 ? (r)->value : (r)->value_hi) >> (4 * ((k) % 16))) & 0xfu))
 
 #define MEMTAP_RF_IO 0x01u            /* MMIO access */
 #define MEMTAP_RF_PADDR 0x02u         /* paddr is valid */
@@ -220,6 +238,7 @@ struct memtap_record {
 
 #define MEMTAP_RING_F_LOSSY 0x1u          /* drop whole buffers when the ring is full, instead of waiting */
 #define MEMTAP_RING_F_FILE 0x2u           /* the same run also writes a trace file */
+#define MEMTAP_RING_F_FETCH_RUNS 0x4u     /* fetches come as MEMTAP_KIND_FETCH_RUN records (the default) */
 
 #define MEMTAP_RING_ON_FETCH 0x1u         /* trace_on bits: what is being traced right now */
 #define MEMTAP_RING_ON_LOAD 0x2u
@@ -284,7 +303,8 @@ struct memtap_ring_header {
     uint32_t state;                   /* enum memtap_ring_state */
     uint32_t publish_futex;           /* bumped on every publish and at the end */
     uint64_t write_seq;               /* buffers published */
-    uint64_t records_total;           /* records produced into the stream (published, dropped, or unread) */
+    uint64_t records_total;           /* records produced into the stream (published, dropped, or unread); this
+                                       * and every record count and index below count a fetch run's fetches */
     uint64_t records_published;
     uint64_t records_dropped;         /* lossy mode: records in dropped buffers */
     uint64_t buffers_dropped;
@@ -332,7 +352,7 @@ struct memtap_ring_buffer {
     uint64_t first_record;            /* stream index of its first record; a gap to the previous buffer's end is
                                          records dropped or made while this consumer was not attached */
     uint64_t dropped_before;          /* records_dropped when it was published */
-    uint32_t count;                   /* records in it */
+    uint32_t count;                   /* ring records in it (a fetch run is one) */
     uint32_t reserved;
 };
 

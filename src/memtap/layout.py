@@ -28,8 +28,9 @@ CHUNK_INSNS = 2
 CHUNK_EVENTS = 3
 CHUNK_END = 4
 CHUNK_COUNTS = 5
+CHUNK_INSN_PADDRS = 6  # physical addresses of instructions flagged INSN_PADDR (QEMU >= 10.1)
 CHUNK_TYPE_NAMES = {CHUNK_INFO: "INFO", CHUNK_INSNS: "INSNS", CHUNK_EVENTS: "EVENTS", CHUNK_END: "END",
-                    CHUNK_COUNTS: "COUNTS"}
+                    CHUNK_COUNTS: "COUNTS", CHUNK_INSN_PADDRS: "INSN_PADDRS"}
 
 CODEC_RAW = 0
 CODEC_ZSTD = 1
@@ -65,6 +66,7 @@ INSN_ATOMIC = 0x04
 INSN_EXCLUSIVE = 0x08
 INSN_CMO = 0x10
 INSN_PHYS = 0x20
+INSN_PADDR = 0x40  # the physical address differs from vaddr and is in an INSN_PADDRS chunk
 
 # Cache-maintenance operations (INSN.cmo = op | granularity << 4 | level << 6).
 CMO_CLEAN = 1
@@ -93,6 +95,10 @@ INSN = np.dtype(
         "offsets": [0, 8, 12, 13, 14, 15],
         "itemsize": 16,
     }
+)
+
+INSN_PADDR_ROW = np.dtype(
+    {"names": ["id", "reserved", "paddr"], "formats": ["<u4", "<u4", "<u8"], "offsets": [0, 4, 8], "itemsize": 16}
 )
 
 # Counts mode: per (instruction, vCPU) increments since the previous COUNTS chunk.
@@ -143,6 +149,8 @@ KIND_STORE = 2
 KIND_MARKER = 3
 KIND_CMO = 4
 KIND_EXCEPTION = 5
+KIND_FETCH_RUN = 6  # live ring only: `size` consecutive fetches in one record (trace.h, docs/ring.md)
+RUN_MAX = 32  # fetches in a run at most; their sizes are 4-bit fields of value (0..15) and value_hi (16..31)
 KIND_NAMES = ("fetch", "load", "store", "marker", "cmo", "exception")
 KIND_CODES = {name: code for code, name in enumerate(KIND_NAMES)}
 
@@ -181,6 +189,7 @@ RING_VERSION = 1
 RING_MAX_CONSUMERS = 16
 RING_F_LOSSY = 0x1
 RING_F_FILE = 0x2
+RING_F_FETCH_RUNS = 0x4  # the ring carries fetch runs (the default)
 RING_ON_FETCH = 0x1
 RING_ON_LOAD = 0x2
 RING_ON_STORE = 0x4

@@ -148,6 +148,7 @@ class Trace:
         self._ipriv = np.zeros(0, np.uint8)
         self._iflags = np.zeros(0, np.uint8)
         self._icmo = np.zeros(0, np.uint8)
+        self._ipaddr = np.zeros(0, np.uint64)  # from INSN_PADDRS chunks, for ids flagged INSN_PADDR
         self._idef = np.zeros(0, bool)
         self._insn_n = 0
         self._insn_next = 0  # position in self._insns_chunks of the next INSNS chunk to load
@@ -222,6 +223,8 @@ class Trace:
                 raise self._fail(off, f"sequence number {int(h['seq'])}, expected {n}", n)
             if ctype == L.CHUNK_INSNS and raw != count * L.INSN.itemsize:
                 raise self._fail(off, f"raw_len {raw} does not match {count} instructions", n)
+            if ctype == L.CHUNK_INSN_PADDRS and raw != count * L.INSN_PADDR_ROW.itemsize:
+                raise self._fail(off, f"raw_len {raw} does not match {count} instruction addresses", n)
             if ctype == L.CHUNK_COUNTS and raw != count * L.COUNT.itemsize:
                 raise self._fail(off, f"raw_len {raw} does not match {count} count rows", n)
             if ctype == L.CHUNK_EVENTS and not (
@@ -239,7 +242,7 @@ class Trace:
         self._hdrs = np.frombuffer(bytes(headers), L.CHUNK_HEADER)
         self._offsets = np.array(offsets, dtype=np.uint64)
         self._types = self._hdrs["type"].astype(np.int64)
-        self._insns_chunks = np.flatnonzero(self._types == L.CHUNK_INSNS)
+        self._insns_chunks = np.flatnonzero((self._types == L.CHUNK_INSNS) | (self._types == L.CHUNK_INSN_PADDRS))
         ev = self._types == L.CHUNK_EVENTS
         self.vcpus: tuple[int, ...] = tuple(int(v) for v in np.unique(self._hdrs["vcpu"][ev]))
 
@@ -338,23 +341,30 @@ class Trace:
 
     # --- instruction table ----------------------------------------------------------------------------
 
+    def _grow_insns(self, need: int) -> None:
+        if need > len(self._iv):
+            cap = max(need, 2 * len(self._iv), 1024)
+            for name in ("_iv", "_isize", "_ipriv", "_iflags", "_icmo", "_ipaddr", "_idef"):
+                old = getattr(self, name)
+                new = np.zeros(cap, old.dtype)
+                new[: len(old)] = old
+                setattr(self, name, new)
+
     def _load_insns(self, f: BinaryIO, before: int) -> None:
-        """Load every INSNS chunk that precedes chunk ``before`` (the table is cached and only grows)."""
+        """Load every INSNS and INSN_PADDRS chunk that precedes chunk ``before`` (the table is cached and only
+        grows)."""
         while self._insn_next < len(self._insns_chunks) and self._insns_chunks[self._insn_next] < before:
             i = int(self._insns_chunks[self._insn_next])
-            ins = np.frombuffer(self._read_payload(f, i), L.INSN)
+            paddrs = self._types[i] == L.CHUNK_INSN_PADDRS
+            ins = np.frombuffer(self._read_payload(f, i), L.INSN_PADDR_ROW if paddrs else L.INSN)
             if len(ins) != int(self._hdrs[i]["count"]):
                 raise self._fail(int(self._offsets[i]), "item count does not match the payload", i)
-            if len(ins):
-                ids = ins["id"].astype(np.int64)
-                need = int(ids.max()) + 1
-                if need > len(self._iv):
-                    cap = max(need, 2 * len(self._iv), 1024)
-                    for name in ("_iv", "_isize", "_ipriv", "_iflags", "_icmo", "_idef"):
-                        old = getattr(self, name)
-                        new = np.zeros(cap, old.dtype)
-                        new[: len(old)] = old
-                        setattr(self, name, new)
+            ids = ins["id"].astype(np.int64)
+            need = int(ids.max()) + 1 if len(ids) else 0
+            self._grow_insns(need)
+            if paddrs:
+                self._ipaddr[ids] = ins["paddr"]
+            elif len(ins):
                 self._iv[ids] = ins["vaddr"]
                 self._isize[ids] = ins["size"]
                 self._ipriv[ids] = ins["priv"]
@@ -419,6 +429,9 @@ class Trace:
         evaddr = ev["vaddr"][idx]
         iflags = self._iflags[ids]
         fetch_phys = is_exec & ((iflags & L.INSN_PHYS) != 0)   # fetched untranslated: paddr = vaddr
+        fetch_translated = is_exec & ((iflags & L.INSN_PADDR) != 0)   # QEMU translated it: INSN_PADDRS
+        fetch_paddr = np.where(fetch_translated, self._ipaddr[ids], ivaddr)
+        fetch_phys |= fetch_translated
         paddr_ok = (is_data & ((fl & L.EVF_PADDR) != 0)) | fetch_phys
         cmo_addr = is_cmo & ((fl & L.EVF_CMO_ADDR) != 0)
         cmo = self._icmo[ids]
@@ -428,7 +441,7 @@ class Trace:
         rec["icount"] = ev["icount"][idx] + within_u
         rec["pc"] = ivaddr
         rec["vaddr"] = np.where(is_exec, ivaddr, np.where(is_data | cmo_addr | exc_from, evaddr, 0))
-        rec["paddr"] = np.where(fetch_phys, ivaddr, np.where(paddr_ok, ev["paddr"][idx], 0))
+        rec["paddr"] = np.where(fetch_phys, fetch_paddr, np.where(paddr_ok, ev["paddr"][idx], 0))
         rec["value"] = np.where(is_mark, evaddr, np.where(is_cmo, cmo, np.where(
             is_data, ev["value"][idx], np.where(exc_cause, ev["paddr"][idx], 0))))
         rec["value_hi"] = np.where(is_data, ev["value_hi"][idx], 0)

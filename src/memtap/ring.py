@@ -1,8 +1,10 @@
 """Live records from a running ``memtap record --ring NAME``: a client of the plugin's shared-memory ring.
 
-``connect(NAME)`` attaches a consumer and yields the records as numpy ``layout.RECORD`` arrays that are views of
-the ring's buffers (no copy). A batch stays valid until the next batch is requested or the consumer is closed;
-then its buffer is handed back to the plugin, which refills it. Keep a batch longer only as ``batch.copy()``.
+``connect(NAME)`` attaches a consumer and yields the records as numpy ``layout.RECORD`` arrays, one record per
+access. A ring carries fetches as runs by default (``KIND_FETCH_RUN``, see memtap.ring_runs), so such batches are
+expanded copies; ``connect(NAME, expand=False)`` yields the ring's own records, views of its buffers (no copy),
+runs included. A view stays valid until the next batch is requested or the consumer is closed; then its buffer is
+handed back to the plugin, which refills it. Keep a view longer only as ``batch.copy()``.
 
 ``open_ring(NAME)`` gives the control channel and status without consuming (what ``memtap ctl`` uses); a consumer
 has the same ``start()``, ``stop()``, ``mark(n)`` and ``status()``. Layout and protocol: docs/ring.md, trace.h.
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from memtap import layout as L
+from memtap import ring_runs
 from memtap.errors import TraceError, UserError
 
 SHM_DIR = "/dev/shm"
@@ -334,12 +337,13 @@ class Consumer(Ring):
     stream ended normally (False if the producer died, None while running).
     """
 
-    def __init__(self, name: str, timeout: float = 5.0) -> None:
+    def __init__(self, name: str, timeout: float = 5.0, expand: bool = True) -> None:
         deadline = time.monotonic() + timeout
         while not os.path.exists(shm_path(name)) and time.monotonic() < deadline:
             time.sleep(0.01)  # the client may start before QEMU has created the ring
         super().__init__(name)
         self.slot = -1
+        self._expand = expand
         self._lost = 0
         self.complete: bool | None = None
         self.joined_at: tuple[int, int, int] | None = None
@@ -411,7 +415,7 @@ class Consumer(Ring):
             self._futex.wake(off)
 
     def next_batch(self, timeout: float | None = None) -> np.ndarray | None:
-        """The next buffer's records (a view), None at the end of the stream; TimeoutError after ``timeout`` s."""
+        """The next buffer's records, None at the end of the stream; TimeoutError after ``timeout`` s."""
         self.release()
         deadline = None if timeout is None else time.monotonic() + timeout
         pub_off = _field(L.RING_HEADER, "publish_futex")
@@ -443,7 +447,7 @@ class Consumer(Ring):
         if self.joined_at is None and count:
             self.joined_at = (seq, int(desc["first_record"]), int(batch["pos"][0]))
         self._holding = True
-        return batch
+        return ring_runs.expand(batch) if self._expand else batch
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Every batch until the recording ends; each is released when the next is requested or at the end."""
@@ -477,10 +481,11 @@ def open_ring(name: str) -> Ring:
     return Ring(name)
 
 
-def connect(name: str, timeout: float = 5.0) -> Consumer:
+def connect(name: str, timeout: float = 5.0, expand: bool = True) -> Consumer:
     """Attach a consumer to ring ``name`` (waiting up to ``timeout`` s for it to appear and admit the consumer);
-    it receives every record from the next published buffer on."""
-    return Consumer(name, timeout)
+    it receives every record from the next published buffer on, with fetch runs expanded unless ``expand`` is
+    False."""
+    return Consumer(name, timeout, expand)
 
 
 def remove_stale(name: str) -> bool:

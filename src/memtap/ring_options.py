@@ -12,6 +12,7 @@ from memtap.layout import RING_MAX_CONSUMERS
 from memtap.ring import shm_path
 
 DEATH_POLICIES = ("continue", "stop")
+FETCH_FORMS = ("runs", "records")
 
 
 def default_name() -> str:
@@ -30,6 +31,7 @@ class RingOptions:
     wait: int = 0
     on_death: str = "continue"
     heartbeat_ms: int = 600
+    fetches: str = "runs"  # runs: MEMTAP_KIND_FETCH_RUN records that clients expand; records: one per fetch
 
     def check(self) -> None:
         if os.path.exists(shm_path(self.name)):  # shm_path raises on a bad name
@@ -49,6 +51,7 @@ class RingOptions:
             "ring": self.name.lstrip("/"), "ring_buffers": str(self.buffers), "ring_records": str(self.records),
             "ring_lossy": "on" if self.lossy else "off", "ring_wait": str(self.wait),
             "ring_on_death": self.on_death, "ring_heartbeat_ms": str(self.heartbeat_ms),
+            "ring_fetches": self.fetches,
         }
 
     def banner(self) -> str:
@@ -72,12 +75,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "for live clients, and accept `memtap ctl` commands; without -o no file is written")
     g.add_argument("--ring-buffers", type=_count, default=8, metavar="N", help="buffers in the ring (default: 8)")
     g.add_argument("--ring-buffer-size", type=_count, default=1 << 16, metavar="S",
-                   help="records per ring buffer (default: 65536; 56 bytes each)")
+                   help="records per ring buffer (default: 65536; 64 bytes each)")
     g.add_argument("--ring-lossy", action="store_true",
                    help="when every buffer is still held by a consumer, drop whole buffers (and count them) "
                         "instead of holding the guest back")
     g.add_argument("--ring-wait", type=_count, default=0, metavar="N",
                    help="hold the guest until N consumers have attached (at most 60 s)")
+    g.add_argument("--ring-fetches", choices=FETCH_FORMS, default="runs",
+                   help="fetches in the ring as runs (default: one record per run of up to 32 consecutive "
+                        "instructions of a block, which memtap.ring and ring_client.h expand) or as one record "
+                        "per instruction")
     g.add_argument("--ring-on-death", choices=DEATH_POLICIES, default="continue",
                    help="when a consumer dies: detach it and go on (default), or also stop tracing")
     g.add_argument("--ring-heartbeat-ms", type=_count, default=600, metavar="MS",
@@ -88,6 +95,6 @@ def from_args(args: argparse.Namespace) -> RingOptions | None:
     if args.ring is None:
         return None
     opts = RingOptions(args.ring or default_name(), args.ring_buffers, args.ring_buffer_size, args.ring_lossy,
-                       args.ring_wait, args.ring_on_death, args.ring_heartbeat_ms)
+                       args.ring_wait, args.ring_on_death, args.ring_heartbeat_ms, args.ring_fetches)
     opts.check()
     return opts

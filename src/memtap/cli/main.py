@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import NoReturn
 
@@ -17,9 +18,12 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from memtap.cli import cachesim, coverage, ctl, doctor, export, profile, record, stats, top, view
+COMMANDS = ("record", "view", "stats", "export", "cachesim", "coverage", "profile", "ctl", "top", "doctor")
 
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Every subcommand, or only the one named: each module imports what it needs (pyarrow, pyelftools, ...),
+    and `memtap record` should not wait a second for analysis libraries before QEMU starts."""
     parser = Parser(
         prog="memtap",
         description="Record every memory access a QEMU guest makes, and inspect the traces.",
@@ -27,13 +31,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"memtap {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for module in (record, view, stats, export, cachesim, coverage, profile, ctl, top, doctor):
-        module.add_parser(sub)
+    for name in [only] if only in COMMANDS else COMMANDS:
+        importlib.import_module(f"memtap.cli.{name}").add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
