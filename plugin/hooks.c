@@ -176,6 +176,13 @@ static inline void catch_up(struct mt_vcpu *v, unsigned vcpu, const struct mt_in
     if (data_only) {
         v->icount = inline_icount(vcpu);
         v->insn_on = v->traced ? atomic_load_explicit(&mt_trace_on, memory_order_relaxed) : 0;
+    } else if (__builtin_expect(ii->tb != v->tb, 0)) {
+        /* A block whose entry was never reported: QEMU re-executes an instruction that did I/O alone, reporting
+         * only its accesses (cpu_io_recompile, CF_MEMI_ONLY). The current block had started that instruction. */
+        uint64_t progress = *progress_of(vcpu);
+        if (v->tb && progress > v->done) {
+            mt_account(v, (uint32_t)progress);
+        }
     } else if ((uint32_t)ii->idx + 1 > v->done) {
         mt_account(v, ii->idx + 1u);
     }

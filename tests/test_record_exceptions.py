@@ -9,7 +9,7 @@ cause encodings.
 from __future__ import annotations
 
 import pytest
-from guestlib import guest, record, symbols
+from guestlib import guest, instructions, record, symbols
 
 import memtap
 from memtap import layout as L
@@ -94,3 +94,26 @@ def test_x86_exception_at_a_blocks_end_is_not_seen(tmp_path):
     """x86_64 `fault`: ud2 ends its block, so QEMU 10.0 gives a plugin no sign of the #UD (documented)."""
     trace = records(tmp_path, "x86_64", "fault", "--start-on-marker")
     assert len(trace.records(kinds="exception")) == 0
+
+
+def test_mmio_access_that_qemu_reexecutes_alone_keeps_its_place(tmp_path):
+    """x86_64 `irq`: the handler's store to the APIC's EOI register makes QEMU abandon the block at that
+    instruction and re-execute it alone in a block that reports only its accesses (cpu_io_recompile). The
+    instruction's fetch still comes first, once, and its store carries its icount."""
+    elf = guest("x86_64", "irq")
+    sym = symbols(elf)
+    insns = instructions("x86_64", elf, sym["irq_handler"], sym["irq_handler_ret"] + 2)   # iretq: 2 bytes
+    recs = records(tmp_path, "x86_64", "irq", "--start-on-marker").records()
+    first = next(i for i, r in enumerate(recs) if r["kind"] == L.KIND_FETCH and r["pc"] == sym["irq_handler"])
+    got = [(L.KIND_NAMES[r["kind"]], int(r["pc"]), int(r["vaddr"]), int(r["size"]), int(r["icount"]))
+           for r in recs[first:first + 6]]
+    icount = int(recs[first]["icount"])
+    (mov, _), (eoi, _), (flag, _), (iret, _) = insns
+    assert got == [
+        ("fetch", mov, mov, insns[0][1], icount),
+        ("fetch", eoi, eoi, insns[1][1], icount + 1),
+        ("store", eoi, 0xFEE000B0, 4, icount + 1),
+        ("fetch", flag, flag, insns[2][1], icount + 2),
+        ("store", flag, sym["irq_seen"], 4, icount + 2),
+        ("fetch", iret, iret, insns[3][1], icount + 3),
+    ]
