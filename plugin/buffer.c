@@ -28,7 +28,6 @@ int mt_buffers_init(unsigned nbuffers, size_t events_per_buffer)
         if (!b) {
             return -1;
         }
-        b->rows = column(sizeof(struct mt_row));
         b->kind = column(1);
         b->flags = column(1);
         b->count = column(2);
@@ -39,7 +38,7 @@ int mt_buffers_init(unsigned nbuffers, size_t events_per_buffer)
         b->paddr = column(8);
         b->icount_wide = column(8);
         b->pos_wide = column(8);
-        if (!b->rows || !b->kind || !b->flags || !b->count || !b->insn || !b->icount || !b->pos || !b->vaddr || !b->paddr ||
+        if (!b->kind || !b->flags || !b->count || !b->insn || !b->icount || !b->pos || !b->vaddr || !b->paddr ||
             !b->icount_wide || !b->pos_wide) {
             return -1;
         }
@@ -139,12 +138,14 @@ void mt_buffers_close(void)
     pthread_mutex_unlock(&lock);
 }
 
-/* Hands over the vCPU's buffer, if any. */
+/* Hands over the vCPU's buffer, if any; each chunk's difference columns start again from zero. */
 void mt_vcpu_flush(struct mt_vcpu *v)
 {
     if (v->buf) {
         v->buf->n = v->n;
         v->buf->m = v->m;
+        v->buf->wi = v->wi;
+        v->buf->wp = v->wp;
         v->buf->wv = v->wv;
         if (v->n) {
             mt_buffer_submit(v->buf);
@@ -153,7 +154,8 @@ void mt_vcpu_flush(struct mt_vcpu *v)
         }
         v->buf = NULL;
     }
-    v->n = v->m = v->wv = v->cap = 0;
+    v->n = v->m = v->wi = v->wp = v->wv = v->cap = 0;
+    v->last_icount = v->last_pos = 0;
 }
 
 /* Hands the full buffer to the sink and gives the vCPU a fresh one. */
@@ -165,42 +167,3 @@ void mt_vcpu_swap(struct mt_vcpu *v)
     v->cap = capacity;
 }
 
-/* Turns the rows a vCPU wrote into the columns of an EVENTS chunk (trace.h), on the sink's side: the differences,
- * their escapes and the address columns cost nothing on the vCPU's path. Each chunk's differences start from 0. */
-void mt_buffer_columns(struct mt_buffer *b)
-{
-    uint64_t last_icount = 0, last_pos = 0;
-    size_t m = 0, wi = 0, wp = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        const struct mt_row *r = &b->rows[i];
-        bool exec = r->kind == MEMTAP_EV_EXEC;
-        b->kind[i] = r->kind;
-        b->flags[i] = r->flags;
-        b->count[i] = r->count;
-        b->insn[i] = r->insn;
-        uint64_t di = r->icount - last_icount, dp = r->pos - last_pos;
-        if (di < MEMTAP_WIDE) {
-            b->icount[i] = (uint16_t)di;
-        } else {
-            b->icount[i] = MEMTAP_WIDE;
-            b->icount_wide[wi++] = di;
-        }
-        if (dp < MEMTAP_WIDE) {
-            b->pos[i] = (uint16_t)dp;
-        } else {
-            b->pos[i] = MEMTAP_WIDE;
-            b->pos_wide[wp++] = dp;
-        }
-        last_icount = r->icount + (exec ? r->count - 1u : 0u);
-        last_pos = r->pos + (exec ? r->count - 1u : 0u);
-        if (!exec) {
-            b->vaddr[m] = r->vaddr;
-            /* paddr - vaddr; 0 for an access whose physical address is not recorded, which then costs nothing */
-            b->paddr[m] = r->kind == MEMTAP_EV_DATA && !(r->flags & MEMTAP_EVF_PADDR) ? 0 : r->paddr - r->vaddr;
-            m++;
-        }
-    }
-    b->m = m;
-    b->wi = wi;
-    b->wp = wp;
-}

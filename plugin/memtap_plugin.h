@@ -56,19 +56,10 @@ struct mt_insn_info {
 };
 #define MT_MARKER_MARK 16
 
-/* One event as a vCPU writes it: whole values in one row, the cheapest thing to write at every access. */
-struct mt_row {
-    uint64_t vaddr, paddr, icount, pos;
-    uint32_t insn;
-    uint8_t kind, flags;
-    uint16_t count;
-};
-
-/* One chunk's worth of events: the rows a vCPU wrote, then (mt_buffer_columns, on the sink's side) the columns of
- * an EVENTS chunk (trace.h), which the sink compresses in place. icount and pos hold differences; addr columns
- * hold only non-EXEC events. */
+/* One chunk's worth of events, stored as the columns of an EVENTS chunk (trace.h), so the sink compresses them
+ * in place. icount and pos hold differences; addr columns hold only non-EXEC events. (Rows turned into columns
+ * by the sink were tried: less work per access, but more in all, and slower with a file on 2 cores.) */
 struct mt_buffer {
-    struct mt_row *rows;
     uint8_t *kind, *flags;
     uint16_t *count, *icount, *pos;
     uint32_t *insn;
@@ -86,8 +77,9 @@ struct mt_buffer {
 #define MT_INFO_CACHE 16
 struct mt_vcpu {
     struct mt_buffer *buf;
-    size_t n, m, wv, cap;          /* fill of buf: rows, addressed rows, 16-byte values */
+    size_t n, m, wi, wp, wv, cap;  /* fill of buf */
     struct mt_buffer cols;         /* buf's column pointers, copied here to keep the emit path short */
+    uint64_t last_icount, last_pos;   /* of the previous event's last record, for the difference columns */
     const struct mt_tb_info *tb;   /* block being executed */
     uint32_t done;                 /* instructions of `tb` already accounted */
     bool traced;                   /* passes the vCPU filter */
@@ -150,10 +142,9 @@ MT_LOCAL void mt_buffer_release(struct mt_buffer *b);
 MT_LOCAL void mt_buffers_close(void);
 MT_LOCAL void mt_vcpu_swap(struct mt_vcpu *v);
 MT_LOCAL void mt_vcpu_flush(struct mt_vcpu *v);
-MT_LOCAL void mt_buffer_columns(struct mt_buffer *b);
 
-/* Appends one event as a row. Always inlined: a call with nine arguments costs more than the body, which runs at
- * every access. */
+/* Appends one event; addressed events (all but EXEC) also fill the address columns. Always inlined: a call with
+ * nine arguments costs more than the body, which runs at every access. */
 static inline __attribute__((always_inline)) void mt_emit(struct mt_vcpu *v, uint8_t kind, uint8_t flags,
                                                           uint16_t count, uint32_t insn, uint64_t icount,
                                                           uint64_t pos, uint64_t vaddr, uint64_t paddr)
@@ -161,20 +152,37 @@ static inline __attribute__((always_inline)) void mt_emit(struct mt_vcpu *v, uin
     if (__builtin_expect(v->n == v->cap, 0)) {
         mt_vcpu_swap(v);
     }
-    struct mt_row *r = &v->cols.rows[v->n++];
-    r->vaddr = vaddr;
-    r->paddr = paddr;
-    r->icount = icount;
-    r->pos = pos;
-    r->insn = insn;
-    r->kind = kind;
-    r->flags = flags;
-    r->count = count;
+    struct mt_buffer *b = &v->cols;
+    size_t i = v->n++;
+    b->kind[i] = kind;
+    b->flags[i] = flags;
+    b->count[i] = count;
+    b->insn[i] = insn;
+    /* Differences to the last record the previous event covered: 0 or 1 in a full trace, nearly free to compress;
+     * a difference that does not fit 16 bits is escaped to a wide column. */
+    uint64_t di = icount - v->last_icount, dp = pos - v->last_pos;
+    if (__builtin_expect(di < MEMTAP_WIDE, 1)) {
+        b->icount[i] = (uint16_t)di;
+    } else {
+        b->icount[i] = MEMTAP_WIDE;
+        b->icount_wide[v->wi++] = di;
+    }
+    if (__builtin_expect(dp < MEMTAP_WIDE, 1)) {
+        b->pos[i] = (uint16_t)dp;
+    } else {
+        b->pos[i] = MEMTAP_WIDE;
+        b->pos_wide[v->wp++] = dp;
+    }
+    v->last_icount = icount + (kind == MEMTAP_EV_EXEC ? count - 1u : 0u);
+    v->last_pos = pos + (kind == MEMTAP_EV_EXEC ? count - 1u : 0u);
     if (kind != MEMTAP_EV_EXEC) {
+        size_t j = v->m++;
+        b->vaddr[j] = vaddr;
+        /* paddr - vaddr; 0 for an access whose physical address is not recorded, which then costs nothing */
+        b->paddr[j] = kind == MEMTAP_EV_DATA && !(flags & MEMTAP_EVF_PADDR) ? 0 : paddr - vaddr;
         if (mt_cfg.values) {
-            v->cols.value[v->m] = 0;   /* a data event's caller fills it in (mt_emit_value) */
+            b->value[j] = 0;   /* a data event's caller fills it in (mt_emit_value) */
         }
-        v->m++;
     }
 }
 

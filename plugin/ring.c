@@ -507,12 +507,12 @@ static uint64_t records_in(const struct mt_buffer *b)
 {
     uint64_t n = 0;
     for (size_t i = 0; i < b->n; i++) {
-        n += b->rows[i].kind == MEMTAP_EV_EXEC ? b->rows[i].count : 1u;
+        n += b->kind[i] == MEMTAP_EV_EXEC ? b->count[i] : 1u;
     }
     return n;
 }
 
-/* Expands one full event buffer (the rows its vCPU wrote) into records. */
+/* Expands one full event buffer (columns as in an EVENTS chunk, trace.h) into records. */
 void mt_ring_process(const struct mt_buffer *b)
 {
     pthread_mutex_lock(&lock);
@@ -524,17 +524,22 @@ void mt_ring_process(const struct mt_buffer *b)
         pthread_mutex_unlock(&lock);
         return;
     }
-    size_t j = 0, wv = 0;
+    uint64_t icount = 0, pos = 0;
+    size_t j = 0, wi = 0, wp = 0, wv = 0;
     uint16_t vcpu = (uint16_t)b->vcpu;
-    for (size_t i = 0; i < b->n; i++) {   /* the vCPU's rows: whole values, nothing to decode */
-        const struct mt_row *row = &b->rows[i];
-        if (row->kind == MEMTAP_EV_EXEC) {
-            (fetch_runs ? put_fetch_runs : put_fetches)(vcpu, row->insn, row->count, row->icount, row->pos);
+    for (size_t i = 0; i < b->n; i++) {
+        icount += b->icount[i] == MEMTAP_WIDE ? b->icount_wide[wi++] : b->icount[i];
+        pos += b->pos[i] == MEMTAP_WIDE ? b->pos_wide[wp++] : b->pos[i];
+        uint8_t kind = b->kind[i];
+        if (kind == MEMTAP_EV_EXEC) {
+            (fetch_runs ? put_fetch_runs : put_fetches)(vcpu, b->insn[i], b->count[i], icount, pos);
+            icount += b->count[i] - 1u;
+            pos += b->count[i] - 1u;
         } else {
-            bool data = mt_cfg.values && row->kind == MEMTAP_EV_DATA;
-            bool wide = data && (row->flags & MEMTAP_EVF_SIZE_MASK) == 4;   /* 16 bytes: a high half follows */
-            struct access a = {.kind = row->kind, .flags = row->flags, .insn = row->insn, .icount = row->icount,
-                               .pos = row->pos, .vaddr = row->vaddr, .paddr = row->paddr,
+            bool data = mt_cfg.values && kind == MEMTAP_EV_DATA;
+            bool wide = data && (b->flags[i] & MEMTAP_EVF_SIZE_MASK) == 4;   /* 16 bytes: a high half follows */
+            struct access a = {.kind = kind, .flags = b->flags[i], .insn = b->insn[i], .icount = icount, .pos = pos,
+                               .vaddr = b->vaddr[j], .paddr = b->paddr[j] + b->vaddr[j],
                                .value = data ? b->value[j] : 0, .value_hi = wide ? b->value_hi[wv++] : 0};
             j++;
             put_access(vcpu, &a);

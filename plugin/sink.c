@@ -207,9 +207,6 @@ void mt_sink_process(struct mt_buffer *b)
     struct prepared c;
     bool file = mt_cfg.sink == MT_SINK_FILE && b->n;
     if (file) {
-        mt_buffer_columns(b);   /* here, in parallel with the vCPUs and before the write turn */
-    }
-    if (file) {
         struct piece cols[] = {
             {b->kind, b->n}, {b->flags, b->n}, {b->count, 2 * b->n}, {b->insn, 4 * b->n},
             {b->icount, 2 * b->n}, {b->pos, 2 * b->n}, {b->vaddr, 8 * b->m}, {b->paddr, 8 * b->m},
