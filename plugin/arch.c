@@ -10,6 +10,7 @@ typedef bool (*marker_fn)(const uint8_t *b, size_t size, int16_t *op, uint16_t *
 
 struct arch {
     const char *target;      /* QEMU target name */
+    enum mt_target id;
     const char *reg;         /* register read for the privilege level */
     bool big_endian;         /* byte order of that register as QEMU returns it (the target's) */
     priv_decode_fn priv;
@@ -199,14 +200,16 @@ static bool marker_ppc(const uint8_t *b, size_t size, int16_t *op, uint16_t *arg
 }
 
 static const struct arch arches[] = {
-    {"x86_64", "cs", false, priv_x86, marker_x86},
-    {"i386", "cs", false, priv_x86, marker_x86},
-    {"aarch64", "cpsr", false, priv_aarch64, marker_aarch64},
-    {"riscv64", "priv", false, priv_riscv, marker_riscv},
-    {"riscv32", "priv", false, priv_riscv, marker_riscv},
-    {"arm", "cpsr", false, priv_arm, marker_arm},
-    {"ppc", "msr", true, priv_ppc, marker_ppc},
+    {"x86_64", MT_TARGET_X86_64, "cs", false, priv_x86, marker_x86},
+    {"i386", MT_TARGET_I386, "cs", false, priv_x86, marker_x86},
+    {"aarch64", MT_TARGET_AARCH64, "cpsr", false, priv_aarch64, marker_aarch64},
+    {"riscv64", MT_TARGET_RISCV64, "priv", false, priv_riscv, marker_riscv},
+    {"riscv32", MT_TARGET_RISCV32, "priv", false, priv_riscv, marker_riscv},
+    {"arm", MT_TARGET_ARM, "cpsr", false, priv_arm, marker_arm},
+    {"ppc", MT_TARGET_PPC, "msr", true, priv_ppc, marker_ppc},
 };
+
+MT_LOCAL enum mt_target mt_target;
 
 static const struct arch *arch;
 static struct qemu_plugin_register *priv_reg;
@@ -217,6 +220,7 @@ int mt_arch_init(const char *target)
     for (size_t i = 0; i < sizeof(arches) / sizeof(arches[0]); i++) {
         if (strcmp(arches[i].target, target) == 0) {
             arch = &arches[i];
+            mt_target = arch->id;
             mt_regs_big_endian = arch->big_endian;
             return 0;
         }
@@ -248,7 +252,7 @@ uint8_t mt_arch_priv(void)
 /* Whether the block being translated is Thumb code (Arm CPSR.T, read by mt_arch_priv for this block). */
 bool mt_arch_thumb(void)
 {
-    return arch && !strcmp(arch->target, "arm") && (tb_reg & 0x20);
+    return mt_target == MT_TARGET_ARM && (tb_reg & 0x20);
 }
 
 const char *mt_arch_priv_source(void)

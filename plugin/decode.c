@@ -469,16 +469,14 @@ static const char *const riscv_regs[] = {"zero", "ra", "sp", "gp", "tp", "t0", "
 #define MAX_REGS 33
 static struct qemu_plugin_register *handles[MAX_REGS], *seg_base[3];
 
-int mt_decode_init(const char *target)
+void mt_decode_init(void)
 {
-    isa = !strcmp(target, "x86_64")                               ? ISA_X86_64
-          : !strcmp(target, "i386")                               ? ISA_I386
-          : !strcmp(target, "aarch64")                            ? ISA_A64
-          : !strcmp(target, "riscv64") || !strcmp(target, "riscv32") ? ISA_RISCV
-          : !strcmp(target, "arm")                                ? ISA_ARM
-          : !strcmp(target, "ppc")                                ? ISA_PPC
-                                                                  : ISA_NONE;
-    return isa == ISA_NONE ? -1 : 0;
+    static const enum isa of[] = {
+        [MT_TARGET_NONE] = ISA_NONE, [MT_TARGET_X86_64] = ISA_X86_64, [MT_TARGET_I386] = ISA_I386,
+        [MT_TARGET_AARCH64] = ISA_A64, [MT_TARGET_ARM] = ISA_ARM, [MT_TARGET_RISCV64] = ISA_RISCV,
+        [MT_TARGET_RISCV32] = ISA_RISCV, [MT_TARGET_PPC] = ISA_PPC,
+    };
+    isa = of[mt_target];
 }
 
 static const char *reg_name(int r)

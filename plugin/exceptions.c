@@ -19,14 +19,14 @@ enum { R_MTVEC, R_STVEC, R_MCAUSE, R_SCAUSE, R_MEPC, R_SEPC, R_VBAR, R_ESR, R_EL
 static enum exc_arch arch;
 static struct qemu_plugin_register *reg[R_N];
 
-void mt_exc_init(const char *target)
+void mt_exc_init(void)
 {
-    arch = !strcmp(target, "riscv64") ? EXC_RISCV64
-           : !strcmp(target, "riscv32") ? EXC_RISCV32
-           : !strcmp(target, "aarch64") ? EXC_A64
-           : !strcmp(target, "arm")     ? EXC_ARM
-           : !strcmp(target, "ppc")     ? EXC_PPC
-                                        : EXC_NONE;
+    static const enum exc_arch of[] = {
+        [MT_TARGET_NONE] = EXC_NONE, [MT_TARGET_X86_64] = EXC_NONE, [MT_TARGET_I386] = EXC_NONE,
+        [MT_TARGET_AARCH64] = EXC_A64, [MT_TARGET_ARM] = EXC_ARM, [MT_TARGET_RISCV64] = EXC_RISCV64,
+        [MT_TARGET_RISCV32] = EXC_RISCV32, [MT_TARGET_PPC] = EXC_PPC,
+    };
+    arch = of[mt_target];
 }
 
 void mt_exc_vcpu_init(void)

@@ -652,13 +652,13 @@ MT_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, 
     }
     snprintf(target, sizeof(target), "%s", info->target_name);
     api_version = info->version.cur;
-    mt_decode_init(target);   /* an unknown target decodes nothing: every instruction is plain */
-    mt_mmu_init(target);
-    mt_exc_init(target);
-    vectors_known = mt_exc_vectors_known();
     if (mt_arch_init(target) != 0) {
         fprintf(stderr, "memtap: note: no privilege decoding or markers for target %s\n", target);
     }
+    mt_decode_init();   /* an unknown target decodes nothing: every instruction is plain */
+    mt_mmu_init();
+    mt_exc_init();
+    vectors_known = mt_exc_vectors_known();
     mt_max_vcpus = (unsigned)(info->system.max_vcpus > 0 ? info->system.max_vcpus : 1);
     mt_smp = mt_max_vcpus > 1;
     mt_vcpus = aligned_alloc(64, mt_max_vcpus * sizeof(struct mt_vcpu));

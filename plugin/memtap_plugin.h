@@ -244,7 +244,7 @@ struct mt_insn_class {
 #define MT_REC_CMO 4
 #define MT_REC_EXCEPTION 5
 enum mt_decoded { MT_DEC_PLAIN, MT_DEC_SPECIAL, MT_DEC_UNKNOWN };
-MT_LOCAL int mt_decode_init(const char *target);
+MT_LOCAL void mt_decode_init(void);
 MT_LOCAL void mt_decode_vcpu_init(void);
 MT_LOCAL enum mt_decoded mt_decode(const uint8_t *bytes, size_t size, struct mt_insn_class *c);
 extern MT_LOCAL _Atomic uint64_t mt_undecoded;   /* instructions whose bytes or encoding could not be decoded */
@@ -264,7 +264,7 @@ struct mt_vector {
     uint8_t index;             /* MT_VEC_INDEX: the vector's number, which is the cause */
     bool interrupt;            /* MT_VEC_INDEX: an asynchronous vector */
 };
-MT_LOCAL void mt_exc_init(const char *target);
+MT_LOCAL void mt_exc_init(void);
 MT_LOCAL void mt_exc_vcpu_init(void);
 MT_LOCAL bool mt_exc_vectors_known(void);
 MT_LOCAL bool mt_exc_vector(uint64_t pc, uint8_t priv, struct mt_vector *vec);
@@ -274,7 +274,7 @@ MT_LOCAL uint8_t mt_exc_discon_cause(uint64_t to, uint64_t *from, uint64_t *caus
 
 /* mmu.c: instructions' physical addresses, translated by QEMU (10.1 and later), or known to equal their virtual
  * addresses because a block's fetches are untranslated. */
-MT_LOCAL void mt_mmu_init(const char *target);
+MT_LOCAL void mt_mmu_init(void);
 MT_LOCAL void mt_mmu_vcpu_init(void);
 MT_LOCAL bool mt_mmu_fetch_untranslated(uint8_t priv);
 MT_LOCAL bool mt_mmu_translates(void);
@@ -287,6 +287,18 @@ MT_LOCAL void mt_counts_finish(uint64_t totals[3]);
 MT_LOCAL void mt_control_init(void);
 
 /* arch.c */
+/* The QEMU targets memtap knows, named in one place (arch.c's table); every per-architecture part switches on it. */
+enum mt_target {
+    MT_TARGET_NONE,
+    MT_TARGET_X86_64,
+    MT_TARGET_I386,
+    MT_TARGET_AARCH64,
+    MT_TARGET_ARM,
+    MT_TARGET_RISCV64,
+    MT_TARGET_RISCV32,
+    MT_TARGET_PPC,
+};
+extern MT_LOCAL enum mt_target mt_target;   /* set by mt_arch_init; MT_TARGET_NONE for an unknown target */
 MT_LOCAL int mt_arch_init(const char *target);
 MT_LOCAL void mt_arch_vcpu_init(void);
 MT_LOCAL uint8_t mt_arch_priv(void);

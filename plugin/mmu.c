@@ -16,14 +16,14 @@ static enum mmu_arch arch;
 static struct qemu_plugin_register *reg;   /* satp, SCTLR (AArch64 EL1, Arm PL1) or cr0 */
 static mt_translate_vaddr_fn translate;
 
-void mt_mmu_init(const char *target)
+void mt_mmu_init(void)
 {
-    arch = !strcmp(target, "riscv64") ? MMU_RISCV64
-           : !strcmp(target, "riscv32") ? MMU_RISCV32
-           : !strcmp(target, "aarch64") ? MMU_A64
-           : !strcmp(target, "x86_64") || !strcmp(target, "i386") ? MMU_X86
-           : !strcmp(target, "arm")                                 ? MMU_ARM
-                                                                    : MMU_NONE;
+    static const enum mmu_arch of[] = {
+        [MT_TARGET_NONE] = MMU_NONE, [MT_TARGET_X86_64] = MMU_X86, [MT_TARGET_I386] = MMU_X86,
+        [MT_TARGET_AARCH64] = MMU_A64, [MT_TARGET_ARM] = MMU_ARM, [MT_TARGET_RISCV64] = MMU_RISCV64,
+        [MT_TARGET_RISCV32] = MMU_RISCV32, [MT_TARGET_PPC] = MMU_NONE,
+    };
+    arch = of[mt_target];
     translate = (mt_translate_vaddr_fn)dlsym(RTLD_DEFAULT, MT_QEMU_TRANSLATE_VADDR);
 }
 
