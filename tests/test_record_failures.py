@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -11,7 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from guestlib import guest, memtap, qemu_command, record
+from guestlib import guest, memtap, newer_qemu, qemu_command, record
 
 import memtap as mt
 
@@ -171,7 +172,19 @@ def test_plugin_alone_overwrites_an_existing_file(tmp_path):
 def test_doctor(tmp_path):
     proc = memtap("doctor")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert any(ln.startswith("qemu-system-riscv64") and ln.endswith(" ok") for ln in proc.stdout.splitlines())
+    def listed(lines: list[str], name: str, series: str, features: str) -> bool:
+        line = rf"{name} +{re.escape(series)}\.\d+ +plugins=yes  ok  {features}"
+        return any(re.fullmatch(line, ln) for ln in lines)
+
+    lines = proc.stdout.splitlines()
+    assert listed(lines, "qemu-system-riscv64", "10.0", "exceptions=vector fetch-paddr=untranslated")
+    assert listed(lines, "qemu-system-x86_64", "10.0", "exceptions=early-exit fetch-paddr=untranslated")
+    # The QEMU 10.2 that scripts/build-newer-qemu.sh built is listed with what it adds.
+    newer = Path(newer_qemu("riscv64"))
+    proc = memtap("doctor", env={**os.environ, "MEMTAP_CACHE": str(newer.parents[2])})
+    tail = proc.stdout.split("built by scripts/build-newer-qemu.sh, in ")[1].splitlines()
+    assert tail[0] == f"{newer.parent} (name it on the command line):"
+    assert listed(tail, "qemu-system-riscv64", "10.2", "exceptions=discontinuity fetch-paddr=translated")
     env = {**os.environ, "PATH": str(tmp_path)}
     proc = memtap("doctor", env=env)
     assert proc.returncode == 1

@@ -6,6 +6,7 @@ TCG plugin support. Debian's qemu-user binaries are static and cannot load plugi
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -125,3 +126,23 @@ def with_plugin(command: list[str], lib: Path, args: dict[str, str]) -> list[str
 def find_all() -> list[Emulator]:
     """Every known emulator name, probed on PATH."""
     return [probe(name) for name in EMULATORS]
+
+
+def newer_build_dir() -> Path:
+    """Where scripts/build-newer-qemu.sh puts the QEMU >= 10.2 it builds (MEMTAP_CACHE or ~/.cache/memtap)."""
+    return Path(os.environ.get("MEMTAP_CACHE") or Path.home() / ".cache" / "memtap") / "qemu-newer" / "bin"
+
+
+def find_newer_builds() -> list[Emulator]:
+    """The emulators of that build, if there is one (not on PATH: the user names them on the command line)."""
+    d = newer_build_dir()
+    return [probe(str(d / name)) for name in EMULATORS if (d / name).is_file()]
+
+
+def features(e: Emulator) -> str:
+    """What memtap records with this QEMU beyond 10.0's baseline (docs/recording.md)."""
+    v = e.version or (0, 0, 0)
+    x86 = e.name in ("qemu-system-x86_64", "qemu-system-i386")   # no trap vector known: QEMU 10.0 shows no IDTR
+    exceptions = "discontinuity" if v >= (10, 2, 0) else "early-exit" if x86 else "vector"
+    fetch_paddr = "translated" if v >= (10, 1, 0) else "untranslated"
+    return f"exceptions={exceptions} fetch-paddr={fetch_paddr}"
