@@ -35,10 +35,8 @@ void mt_exc_vcpu_init(void)
                                            "ESR_EL1", "ELR_EL1", "srr0", "ivpr", "ivor0", "ivor1", "ivor2",
                                            "ivor3", "ivor4", "ivor5", "ivor6", "ivor7", "ivor8", "ivor9",
                                            "ivor10", "ivor11", "ivor12", "ivor13", "ivor14", "ivor15"};
-    static const char *const vbar_10_1 = "VBAR_EL1";   /* QEMU >= 10.1 names Arm's VBAR by its AArch64 name */
     if (arch != EXC_NONE) {
-        mt_regs_find(names, R_N, reg);
-        mt_regs_find(&vbar_10_1, 1, &reg[R_VBAR]);
+        mt_regs_find(names, R_N, reg);   /* VBAR: VBAR_EL1 from QEMU 10.1 (regs.c) */
     }
 }
 

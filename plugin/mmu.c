@@ -41,12 +41,8 @@ void mt_mmu_vcpu_init(void)
 {
     static const char *const names[] = {[MMU_RISCV64] = "satp", [MMU_RISCV32] = "satp", [MMU_A64] = "SCTLR",
                                         [MMU_X86] = "cr0", [MMU_ARM] = "SCTLR"};
-    static const char *const sctlr_10_1 = "SCTLR_EL1";   /* QEMU >= 10.1 names SCTLR by its AArch64 name */
     if (arch != MMU_NONE && !reg) {
-        mt_regs_find(&names[arch], 1, &reg);
-        if (arch == MMU_A64 || arch == MMU_ARM) {
-            mt_regs_find(&sctlr_10_1, 1, &reg);
-        }
+        mt_regs_find(&names[arch], 1, &reg);   /* SCTLR: SCTLR_EL1 from QEMU 10.1 (regs.c) */
     }
 }
 

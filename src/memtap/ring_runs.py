@@ -15,8 +15,7 @@ from memtap import layout as L
 
 def accesses(batch: np.ndarray) -> int:
     """Records the batch stands for once its runs are expanded."""
-    runs = batch["kind"] == L.KIND_FETCH_RUN
-    return len(batch) + int(batch["size"][runs].sum(dtype=np.int64)) - int(runs.sum())
+    return int(run_sizes(batch).sum())
 
 
 def run_sizes(batch: np.ndarray) -> np.ndarray:
