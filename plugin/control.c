@@ -37,26 +37,36 @@ void mt_control_init(void)
     atomic_store(&mt_trace_on, mt_cfg.start_on_marker ? 0u : mt_cfg.events);
 }
 
-/* Accounts for instructions [v->done, upto) of the current block: they were started, so they count in icount
- * and, while fetches are traced, become one EXEC event. */
-void mt_account(struct mt_vcpu *v, uint32_t upto)
+/* Accounts for instructions [v->done, upto) of the current block: they were started, so they count in icount.
+ * Returns how many of them, from the first, become fetch records (0 while fetches are not traced); the caller
+ * emits them, alone (mt_account) or fused into the data event of the run's last instruction (hooks.c). */
+uint32_t mt_account_run(struct mt_vcpu *v, uint32_t upto)
 {
     uint32_t k = upto - v->done;
     unsigned on = atomic_load_explicit(&mt_trace_on, memory_order_relaxed);
+    uint32_t fetches = 0;
     v->insn_on = 0;
     if (v->traced && on) {
         uint32_t traced = mt_cfg.max_insns ? mt_budget(k) : k;
         if (traced == k) {
             v->insn_on = on;   /* the run's last instruction is within budget: its accesses are traced too */
         }
-        if (traced && (on & MT_TRACE_FETCH)) {
-            mt_emit(v, MEMTAP_EV_EXEC, 0, (uint16_t)traced, v->tb->first_id + v->done, v->icount + 1,
-                    mt_take_pos(traced), 0, 0);
+        if (on & MT_TRACE_FETCH) {
+            fetches = traced;
             v->records[0] += traced;
         }
     }
     v->icount += k;
     v->done = upto;
+    return fetches;
+}
+
+/* Accounts for instructions [v->done, upto) and emits their fetches as one EXEC event. */
+void mt_account(struct mt_vcpu *v, uint32_t upto)
+{
+    uint32_t first_id = v->tb->first_id + v->done;
+    uint64_t first_icount = v->icount + 1;
+    mt_emit_exec(v, first_id, first_icount, mt_account_run(v, upto));
 }
 
 void mt_emit_mark(struct mt_vcpu *v, const struct mt_insn_info *ii, uint64_t value)

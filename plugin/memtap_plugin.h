@@ -118,6 +118,7 @@ static inline uint64_t mt_take_pos(uint64_t n)
     return p;
 }
 MT_LOCAL uint32_t mt_budget(uint32_t n);
+MT_LOCAL uint32_t mt_account_run(struct mt_vcpu *v, uint32_t upto);
 MT_LOCAL void mt_account(struct mt_vcpu *v, uint32_t upto);
 MT_LOCAL void mt_marker(struct mt_vcpu *v, const struct mt_insn_info *ii);
 MT_LOCAL void mt_emit_mark(struct mt_vcpu *v, const struct mt_insn_info *ii, uint64_t value);
@@ -183,6 +184,14 @@ static inline __attribute__((always_inline)) void mt_emit(struct mt_vcpu *v, uin
         if (mt_cfg.values) {
             b->value[j] = 0;   /* a data event's caller fills it in (mt_emit_value) */
         }
+    }
+}
+
+/* n fetches, instructions first_id.. of the current block, as one EXEC event (none if n is 0). */
+static inline void mt_emit_exec(struct mt_vcpu *v, uint32_t first_id, uint64_t first_icount, uint32_t n)
+{
+    if (n) {
+        mt_emit(v, MEMTAP_EV_EXEC, 0, (uint16_t)n, first_id, first_icount, mt_take_pos(n), 0, 0);
     }
 }
 

@@ -507,7 +507,7 @@ static uint64_t records_in(const struct mt_buffer *b)
 {
     uint64_t n = 0;
     for (size_t i = 0; i < b->n; i++) {
-        n += b->kind[i] == MEMTAP_EV_EXEC ? b->count[i] : 1u;
+        n += b->count[i];   /* 1 but for EXEC runs and DATA events with fetches */
     }
     return n;
 }
@@ -536,6 +536,11 @@ void mt_ring_process(const struct mt_buffer *b)
             icount += b->count[i] - 1u;
             pos += b->count[i] - 1u;
         } else {
+            uint16_t fetches = kind == MEMTAP_EV_DATA ? b->count[i] - 1u : 0u;   /* ending with this instruction */
+            if (fetches) {
+                (fetch_runs ? put_fetch_runs : put_fetches)(vcpu, b->insn[i] - (fetches - 1u), fetches,
+                                                            icount - (fetches - 1u), pos - fetches);
+            }
             bool data = mt_cfg.values && kind == MEMTAP_EV_DATA;
             bool wide = data && (b->flags[i] & MEMTAP_EVF_SIZE_MASK) == 4;   /* 16 bytes: a high half follows */
             struct access a = {.kind = kind, .flags = b->flags[i], .insn = b->insn[i], .icount = icount, .pos = pos,

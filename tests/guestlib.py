@@ -14,8 +14,13 @@ from functools import cache
 from pathlib import Path
 
 import capstone
+import numpy as np
 import pytest
+import zstandard
 from elftools.elf.elffile import ELFFile
+
+from memtap import layout
+from memtap.reader import open_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every guest arch. ARCHES is the first three, which every test covers; the record tests (exact, fault,
@@ -129,3 +134,20 @@ def instruction_at(arch: str, elf: Path, addr: int) -> tuple[int, int]:
         if len(found) == 1:
             return found[0]
     raise AssertionError(f"no instruction decodes at {addr:#x}")
+
+
+def raw_events(path: Path) -> np.ndarray:
+    """Every EVENTS chunk's events, undecoded (trace.h's event layout), in file order: for tests of how the
+    plugin packs records into events."""
+    trace = open_trace(path)
+    out = []
+    with open(path, "rb") as f:
+        for c in trace.chunks:
+            if c.type != layout.CHUNK_EVENTS:
+                continue
+            f.seek(c.offset + layout.CHUNK_HEADER.itemsize)
+            payload = f.read(c.stored_len)
+            if c.codec == layout.CODEC_ZSTD:
+                payload = zstandard.ZstdDecompressor().decompress(payload, max_output_size=c.raw_len)
+            out.append(layout.columns_to_events(payload, c.count, bool(trace.info.get("values"))))
+    return np.concatenate(out) if out else np.zeros(0, layout.EVENT)

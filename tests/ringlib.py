@@ -141,8 +141,16 @@ def file_digest(trace: Path, skip: int = 0) -> tuple[str, int, int | None]:
 
 
 def wait_for_ring(name: str, timeout: float = 30) -> None:
+    """Until the plugin has published the ring: its magic is written last, after the object is sized and set up."""
     deadline = time.monotonic() + timeout
-    while not Path(ring.shm_path(name)).exists():
+    path = Path(ring.shm_path(name))
+    while True:
+        try:
+            with open(path, "rb") as f:
+                if f.read(len(layout.RING_MAGIC)) == layout.RING_MAGIC:
+                    return
+        except FileNotFoundError:
+            pass
         assert time.monotonic() < deadline, f"ring {name} never appeared"
         time.sleep(0.01)
 

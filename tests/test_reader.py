@@ -48,7 +48,7 @@ def test_metadata(simple: Path) -> None:
     assert t.end == {"complete": True, "events": 6}
     assert t.complete and not t.truncated
     assert t.vcpus == (0, 1)
-    assert t.version == 1
+    assert t.version == L.FORMAT_VERSION == 2
     assert [c.type_name for c in t.chunks] == ["INFO", "INSNS", "EVENTS", "INSNS", "EVENTS", "END"]
 
 
@@ -264,11 +264,79 @@ def test_not_a_trace(tmp_path: Path) -> None:
         open_trace(tmp_path / "missing")
 
 
-def test_wrong_version(tmp_path: Path) -> None:
-    path = tmp_path / "v2.memtap"
-    TraceWriter(path, version=2).close()
-    with pytest.raises(TraceError, match="unsupported trace format version 2"):
+@pytest.mark.parametrize("version", [0, 3])
+def test_wrong_version(tmp_path: Path, version: int) -> None:
+    path = tmp_path / "v.memtap"
+    TraceWriter(path, version=version).close()
+    with pytest.raises(TraceError, match=f"unsupported trace format version {version} .this memtap reads versions "
+                                         "1 to 2"):
         open_trace(path)
+
+
+def test_version_1_reads(tmp_path: Path) -> None:
+    """Version 1 differs only in never carrying fetches in DATA events: its files read as before."""
+    path = tmp_path / "v1.memtap"
+    simple_trace(path)
+    raw = bytearray(path.read_bytes())
+    raw[8:12] = (1).to_bytes(4, "little")
+    path.write_bytes(raw)
+    t = open_trace(path)
+    assert t.version == 1 and rows(t.records()) == SIMPLE
+
+
+def fused_trace(path: Path) -> None:
+    """A block of four instructions: fetches 0-1 and the load of 1 in one DATA event, fetch 2 and the store of 2
+    in another, then a second store of 2 alone, then fetch 3 as an EXEC run."""
+    with TraceWriter(path) as w:
+        w.info()
+        w.insns([Insn(0x1000 + 4 * i, 4, L.PRIV_MACHINE) for i in range(4)])
+        w.events(0, [data_ev(1, 0x8000, pos=12, icount=6, fetches=2, size=4, paddr=0x8000),
+                     data_ev(2, 0x9000, pos=14, icount=7, fetches=1, store=True),
+                     data_ev(2, 0x9008, pos=15, icount=7, store=True, size=2),
+                     exec_ev(3, 1, pos=16, icount=8)])
+        w.end()
+
+
+FUSED = [
+    (10, 5, 0, L.KIND_FETCH, 0x1000, 0, 4, 0x1000, L.PRIV_MACHINE, 0, 0),
+    (11, 6, 0, L.KIND_FETCH, 0x1004, 0, 4, 0x1004, L.PRIV_MACHINE, 0, 0),
+    (12, 6, 0, L.KIND_LOAD, 0x8000, 0x8000, 4, 0x1004, L.PRIV_MACHINE, L.RF_PADDR, 0),
+    (13, 7, 0, L.KIND_FETCH, 0x1008, 0, 4, 0x1008, L.PRIV_MACHINE, 0, 0),
+    (14, 7, 0, L.KIND_STORE, 0x9000, 0, 8, 0x1008, L.PRIV_MACHINE, 0, 0),
+    (15, 7, 0, L.KIND_STORE, 0x9008, 0, 2, 0x1008, L.PRIV_MACHINE, 0, 0),
+    (16, 8, 0, L.KIND_FETCH, 0x100C, 0, 4, 0x100C, L.PRIV_MACHINE, 0, 0),
+]
+
+
+def test_data_events_carry_fetches(tmp_path: Path) -> None:
+    """A DATA event with count c holds c - 1 fetches ending with its instruction's, then the access (trace.h)."""
+    path = tmp_path / "fused.memtap"
+    fused_trace(path)
+    t = open_trace(path)
+    for bs in (1, 2, 1 << 16):
+        assert rows(t.records(batch_size=bs)) == FUSED
+    assert rows(t.records(kinds="fetch")) == [FUSED[i] for i in (0, 1, 3, 6)]
+    assert rows(t.records(kinds="store")) == FUSED[4:6]
+    assert rows(t.records(pos_range=(11, 13))) == FUSED[1:3]
+    assert rows(t.records(pos_range=(13, 14))) == FUSED[3:4]
+    assert rows(t.records(pos_range=(None, 11))) == FUSED[:1]
+    assert rows(t.records(addr_range=(0x1004, 0x1009))) == [FUSED[1], FUSED[3]]
+    assert rows(t.records(addr_range=(0x9000, 0x9001))) == [FUSED[4]]
+
+
+@pytest.mark.parametrize("event, what", [
+    (data_ev(0, 0x8000, pos=5, icount=5, fetches=2), "event references undefined instruction id -1"),
+    (exec_ev(0, 0, pos=5, icount=5), "event 0 has a bad record count 0"),
+    (mark_ev(0, 7, pos=5, icount=5)[:7] + (2, 0, 0), "event 0 has a bad record count 2"),
+])
+def test_bad_record_counts(tmp_path: Path, event: tuple, what: str) -> None:
+    path = tmp_path / "badcount.memtap"
+    with TraceWriter(path) as w:
+        w.info()
+        w.insns([Insn(0x1000)])
+        off = w.events(0, [event])
+    with pytest.raises(TraceError, match=f"byte offset {off}: {what}"):
+        open_trace(path).records()
 
 
 def test_bytes_after_end(tmp_path: Path) -> None:

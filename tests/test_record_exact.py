@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from guestlib import ALL_ARCHES, guest, instructions, record, symbols
+from guestlib import ALL_ARCHES, guest, instructions, raw_events, record, symbols
 
 import memtap
-from memtap.layout import KIND_NAMES, PRIV_MACHINE, PRIV_SUPERVISOR, RF_PADDR
+from memtap.layout import EV_DATA, EV_EXEC, KIND_NAMES, PRIV_MACHINE, PRIV_SUPERVISOR, RF_PADDR
 
 # The level each guest's start code runs in: RISC-V machine mode (-bios none), AArch64 EL1, x86 CPL 0, Arm SVC mode,
 # PowerPC MSR[PR] = 0.
@@ -76,6 +76,11 @@ def test_seq_exact_records(tmp_path, arch):
     assert set(recs["vcpu"].tolist()) == {0}
     assert trace.end["records"] == {"fetch": int(fetch.sum()), "load": 4, "store": 4, "marker": 1, "cmo": 0,
                                     "exception": 0}
+    # Each access is its instruction's first, so its DATA event carries the fetches up to and including that
+    # instruction's (trace.h); the rest of the fetches are EXEC runs.
+    ev = raw_events(trace_path)
+    assert np.all(ev["count"][ev["kind"] == EV_DATA] >= 2)
+    assert int(ev["count"][(ev["kind"] == EV_DATA) | (ev["kind"] == EV_EXEC)].sum()) == int(fetch.sum()) + 8
     # Fetches: with the MMU off (riscv64, riscv32, aarch64, i386, arm here) physical = virtual; x86_64 runs with
     # paging on and e500 (ppc) always translates, and QEMU 10.0 cannot translate an instruction's address, so their
     # fetches have no physical address.

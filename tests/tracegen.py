@@ -47,13 +47,15 @@ def exec_ev(insn: int, count: int, pos: int, icount: int) -> tuple:
 
 
 def data_ev(insn: int, vaddr: int, pos: int, icount: int, *, size: int = 8, store: bool = False,
-            paddr: int | None = None, io: bool = False, signed: bool = False, big_endian: bool = False) -> tuple:
-    """DATA event: one load or store of ``size`` bytes (a power of two) by instruction ``insn``."""
+            paddr: int | None = None, io: bool = False, signed: bool = False, big_endian: bool = False,
+            fetches: int = 0) -> tuple:
+    """DATA event: one load or store of ``size`` bytes (a power of two) by instruction ``insn`` at ``pos``, after
+    ``fetches`` fetches that end with that instruction's (format version 2)."""
     flags = size.bit_length() - 1
     assert 1 << flags == size, "size must be a power of two"
     flags |= (L.EVF_STORE if store else 0) | (L.EVF_IO if io else 0) | (L.EVF_SIGNED if signed else 0)
     flags |= (L.EVF_BIG_ENDIAN if big_endian else 0) | (L.EVF_PADDR if paddr is not None else 0)
-    return (vaddr, paddr or 0, icount, pos, insn, L.EV_DATA, flags, 1, 0, 0)
+    return (vaddr, paddr or 0, icount, pos, insn, L.EV_DATA, flags, 1 + fetches, 0, 0)
 
 
 def mark_ev(insn: int, value: int, pos: int, icount: int) -> tuple:

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #define MEMTAP_FILE_MAGIC "MEMTAPv1"      /* 8 bytes, no terminator in the file */
-#define MEMTAP_FORMAT_VERSION 1u
+#define MEMTAP_FORMAT_VERSION 2u         /* 2: DATA events carry fetches (count > 1); readers accept 1 */
 #define MEMTAP_CHUNK_MAGIC 0x4b43544du    /* "MTCK" little-endian */
 
 /* File header: magic, format version, then meta_len bytes of UTF-8 JSON metadata. All integers little-endian. */
@@ -128,7 +128,7 @@ struct memtap_count {
 /* Raw event kinds. One event expands to one or more records. */
 enum memtap_event_kind {
     MEMTAP_EV_EXEC = 1,       /* `count` instructions fetched, ids insn .. insn+count-1, positions pos .. */
-    MEMTAP_EV_DATA = 2,       /* one load or store by instruction `insn` */
+    MEMTAP_EV_DATA = 2,       /* one load or store by instruction `insn`, after count - 1 fetches (below) */
     MEMTAP_EV_MARK = 3,       /* a MEMTAP_MARK(n) marker executed by instruction `insn`; n in vaddr */
     MEMTAP_EV_CMO = 4,        /* cache-maintenance instruction `insn` (its memtap_insn.cmo says which); its
                                * effective address (set/way operations: the set/way register) in vaddr */
@@ -158,23 +158,27 @@ enum memtap_event_kind {
  *   kind[n] u8 | flags[n] u8 | count[n] u16 | insn[n] u32 | icount_d[n] u16 | pos_d[n] u16 |
  *   vaddr[m] u64 | paddr[m] u64 | icount_wide[wi] u64 | pos_wide[wp] u64
  * m is the number of events whose kind is not EXEC; paddr holds paddr - vaddr (modulo 2^64), 0 for a DATA event
- * without MEMTAP_EVF_PADDR. icount_d and pos_d are differences (modulo 2^64) to the last record the previous
+ * without MEMTAP_EVF_PADDR. A DATA event with count c > 1 (format version 2) also carries the c - 1 fetches that
+ * end with its own instruction's, which came right before the access: fetch j (0 <= j < c - 1) is instruction
+ * insn - (c - 2) + j, icount - (c - 2) + j, at position pos - (c - 1) + j; the access itself has insn, icount
+ * and pos, its event's last record. icount_d and pos_d are differences (modulo 2^64) to the last record the previous
  * event covered: for an EXEC event its last instruction (icount + count - 1, pos + count - 1), for others the
- * event itself, and 0 before the first event of the chunk. A difference of MEMTAP_WIDE or more is stored as MEMTAP_WIDE and its value taken, in order, from
- * the wide column; wi and wp count those escapes. A trace recorded with values (INFO "values": true) has two
- * more columns at the end: value[m] u64 (the low 8 bytes of a DATA event's value, 0 for other addressed events)
- * and value_hi[h] u64, the high 8 bytes of each 16-byte DATA event, in order. */
+ * event itself (a DATA event's access), and 0 before the first event of the chunk. A difference of MEMTAP_WIDE or
+ * more is stored as MEMTAP_WIDE and its value taken, in order, from the wide column; wi and wp count those
+ * escapes. A trace recorded with values (INFO "values": true) has two more columns at the end: value[m] u64 (the
+ * low 8 bytes of a DATA event's value, 0 for other addressed events) and value_hi[h] u64, the high 8 bytes of each
+ * 16-byte DATA event, in order. */
 #define MEMTAP_WIDE 0xffffu
 
 struct memtap_event {
     uint64_t vaddr;           /* DATA: virtual address; MARK: marker value */
     uint64_t paddr;           /* DATA: physical address when MEMTAP_EVF_PADDR */
-    uint64_t icount;          /* the vCPU's count of executed instructions, including the (first) one here */
-    uint64_t pos;             /* global position of the (first) record: one order over all vCPUs */
+    uint64_t icount;          /* the vCPU's count of executed instructions, including the one here (EXEC: the first) */
+    uint64_t pos;             /* global position: one order over all vCPUs (EXEC: of the first record) */
     uint32_t insn;            /* instruction id (EXEC: the first of the run) */
     uint8_t kind;             /* enum memtap_event_kind */
     uint8_t flags;            /* MEMTAP_EVF_* */
-    uint16_t count;           /* EXEC: instructions in the run; otherwise 1 */
+    uint16_t count;           /* EXEC: instructions in the run; DATA: 1 + fetches before the access; otherwise 1 */
     uint64_t value;           /* DATA with INFO "values": the value loaded or stored (low 8 bytes) */
     uint64_t value_hi;        /* ... and the high 8 bytes of a 16-byte access */
 };

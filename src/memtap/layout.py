@@ -10,7 +10,7 @@ import numpy as np
 
 # --- file header -----------------------------------------------------------------------------------
 FILE_MAGIC = b"MEMTAPv1"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: DATA events carry the fetches before them (count > 1); version 1 reads alike
 CHUNK_MAGIC = 0x4B43544D  # "MTCK" little-endian
 
 FILE_HEADER = np.dtype(

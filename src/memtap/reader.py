@@ -184,9 +184,9 @@ class Trace:
             raise TraceError(f"{self.path}: truncated inside the file header")
         hdr = np.frombuffer(head, L.FILE_HEADER)[0]
         self.version = int(hdr["version"])
-        if self.version != L.FORMAT_VERSION:
+        if not 1 <= self.version <= L.FORMAT_VERSION:  # version 1 is version 2 without fetches in DATA events
             raise TraceError(f"{self.path}: unsupported trace format version {self.version} "
-                             f"(this memtap reads version {L.FORMAT_VERSION})")
+                             f"(this memtap reads versions 1 to {L.FORMAT_VERSION})")
         meta_len = int(hdr["meta_len"])
         raw_meta = f.read(meta_len)
         if len(raw_meta) < meta_len:
@@ -410,16 +410,21 @@ class Trace:
         idx = np.repeat(np.arange(len(ev)), nrec)
         starts = np.cumsum(nrec) - nrec
         within = np.arange(n, dtype=np.int64) - np.repeat(starts, nrec)
-        ids = ev["insn"][idx].astype(np.int64) + within
-        if int(ids.max()) >= self._insn_n or not self._idef[ids].all():
-            bad = ids[(ids >= self._insn_n) | ~self._idef[np.minimum(ids, max(self._insn_n - 1, 0))]]
+        k = ev["kind"][idx]
+        # Records before the last of their event: an EXEC run's are counted up from its first record; the fetches
+        # that a DATA event carries end with its own instruction, so they are counted back from the access.
+        exec_run = k == L.EV_EXEC
+        back = np.where(exec_run, 0, nrec[idx] - 1 - within)        # records after this one in its event
+        step = np.where(exec_run, within, -np.maximum(back - 1, 0))  # insn and icount offset
+        pos_step = np.where(exec_run, within, -back)
+        ids = ev["insn"][idx].astype(np.int64) + step
+        if int(ids.min()) < 0 or int(ids.max()) >= self._insn_n or not self._idef[ids].all():
+            bad = ids[(ids < 0) | (ids >= self._insn_n) | ~self._idef[np.clip(ids, 0, max(self._insn_n - 1, 0))]]
             bad_id = int(bad[0]) if len(bad) else int(ids.max())
             raise self._fail(int(self._offsets[i]), f"event references undefined instruction id {bad_id}", i)
-        within_u = within.astype(np.uint64)
-        k = ev["kind"][idx]
         fl = ev["flags"][idx]
-        is_exec = k == L.EV_EXEC
-        is_data = k == L.EV_DATA
+        is_exec = exec_run | (back > 0)   # fetch records
+        is_data = (k == L.EV_DATA) & (back == 0)
         is_mark = k == L.EV_MARK
         is_cmo = k == L.EV_CMO
         is_exc = k == L.EV_EXCEPTION
@@ -437,8 +442,8 @@ class Trace:
         cmo = self._icmo[ids]
         level = (fl & L.EVF_CMO_LEVEL) >> 1   # from a set/way register; replaces the encoded level
         cmo = np.where(level > 0, (cmo & 0x3F) | (level << 6), cmo).astype(np.uint64)
-        rec["pos"] = ev["pos"][idx] + within_u
-        rec["icount"] = ev["icount"][idx] + within_u
+        rec["pos"] = ev["pos"][idx] + pos_step.astype(np.uint64)   # wraps like the writer's differences
+        rec["icount"] = ev["icount"][idx] + step.astype(np.uint64)
         rec["pc"] = ivaddr
         rec["vaddr"] = np.where(is_exec, ivaddr, np.where(is_data | cmo_addr | exc_from, evaddr, 0))
         rec["paddr"] = np.where(fetch_phys, fetch_paddr, np.where(paddr_ok, ev["paddr"][idx], 0))
@@ -480,24 +485,30 @@ class Trace:
         if badk.any():
             j = int(np.flatnonzero(badk)[0])
             raise self._fail(off, f"event {j} has unknown kind {int(k[j])}", i)
-        nrec = np.where(k == L.EV_EXEC, ev["count"], 1).astype(np.int64)
+        nrec = ev["count"].astype(np.int64)
+        badc = (nrec == 0) | ((nrec != 1) & (k != L.EV_EXEC) & (k != L.EV_DATA))
+        if badc.any():
+            j = int(np.flatnonzero(badc)[0])
+            raise self._fail(off, f"event {j} has a bad record count {int(nrec[j])}", i)
+        fetches = (k == L.EV_EXEC) | ((k == L.EV_DATA) & (nrec > 1))   # events with fetch records
         # Drop whole events that cannot produce a wanted record before expanding them.
         keep = np.ones(len(ev), bool)
         if flt.kinds is not None:
             store = (ev["flags"] & L.EVF_STORE) != 0
-            keep &= ((k == L.EV_EXEC) & (L.KIND_FETCH in flt.kinds)) | (
+            keep &= (fetches & (L.KIND_FETCH in flt.kinds)) | (
                 (k == L.EV_MARK) & (L.KIND_MARKER in flt.kinds)) | (
                 (k == L.EV_CMO) & (L.KIND_CMO in flt.kinds)) | (
                 (k == L.EV_EXCEPTION) & (L.KIND_EXCEPTION in flt.kinds)) | (
                 (k == L.EV_DATA) & np.where(store, L.KIND_STORE in flt.kinds, L.KIND_LOAD in flt.kinds))
         if flt.pos is not None:
             lo, hi = flt.pos
-            p = ev["pos"]
-            keep &= p + nrec.astype(np.uint64) > np.uint64(lo)
+            span = nrec.astype(np.uint64) - np.uint64(1)
+            first = np.where(k == L.EV_EXEC, ev["pos"], ev["pos"] - span)   # an event's records: first .. first+span
+            keep &= first + span >= np.uint64(lo)
             if hi is not None:
-                keep &= p < np.uint64(hi)
+                keep &= first < np.uint64(hi)
         if flt.addr is not None:
-            keep &= (k == L.EV_EXEC) | (((k == L.EV_DATA) | (k == L.EV_CMO)) & _in_range(ev["vaddr"], flt.addr))
+            keep &= fetches | (((k == L.EV_DATA) | (k == L.EV_CMO)) & _in_range(ev["vaddr"], flt.addr))
         if not keep.all():
             ev, nrec = ev[keep], nrec[keep]
         kind_ok = None
@@ -508,7 +519,7 @@ class Trace:
         start = 0
         done = 0
         while start < len(ev):
-            # An EXEC event holds up to 65535 records, so slice events by their cumulative record count.
+            # An event holds up to 65535 records, so slice events by their cumulative record count.
             end = int(np.searchsorted(cum, done + batch_size, side="right"))
             end = max(end, start + 1)
             rec = self._expand(ev[start:end], nrec[start:end], vcpu, i)
