@@ -27,14 +27,19 @@ MT_LOCAL struct mt_vcpu *mt_vcpus;
 MT_LOCAL unsigned mt_max_vcpus;
 
 /* Per vCPU, updated by inline ops: how far the current block got (1 + index of the last started instruction),
- * and, in the data-only mode, the count of started instructions. */
+ * and, in the data-only mode, the started instructions: icount - left (see below). */
 struct mt_slot {
     uint64_t progress;
     uint64_t icount;
     uint64_t exc_waiting;   /* a discontinuity waits for its handler's block (data-only mode's condition) */
+    uint64_t left;          /* instructions of the current block after the last started one */
 };
 static struct qemu_plugin_scoreboard *progress;
-/* Data-only tracing needs no block callback at all: icount comes from an inline add per instruction. */
+/* Data-only tracing needs no block callback in the common case. A block adds its length to icount as it starts,
+ * and each instruction stores how many of the block come after it (an inline store, which, unlike an add per
+ * instruction, makes no chain of dependent memory operations through the guest's code): icount - left counts the
+ * instructions started. The next block corrects icount for a block left early (a conditional callback), and an
+ * instruction that QEMU re-executes alone after I/O (no inline ops) finds left where its block stopped. */
 static bool data_only;
 static bool vectors_known;   /* trap vectors are recognised (exceptions.c); otherwise early exits are the sign */
 static bool discon;          /* QEMU >= 10.2 calls back at every exception and interrupt: neither is needed */
@@ -59,7 +64,8 @@ static inline uint64_t *progress_of(unsigned vcpu)
 
 static inline uint64_t inline_icount(unsigned vcpu)
 {
-    return progress_of(vcpu)[1];
+    const struct mt_slot *slot = (const struct mt_slot *)progress_of(vcpu);
+    return slot->icount - slot->left;
 }
 
 /* The access flags of a meminfo value. An instruction repeats its meminfo, and a loop has a few of them: a small
@@ -139,6 +145,15 @@ static void record_discon(struct mt_vcpu *v, unsigned vcpu, const struct mt_tb_i
     if (next->n) {
         emit_exception(v, (const struct mt_insn_info *)(next + 1), icount, flags, v->exc_from, v->exc_cause);
     }
+}
+
+/* Data-only mode: the previous block was left early; icount counted all of it. */
+static void on_left_early(unsigned vcpu, void *udata)
+{
+    (void)udata;
+    struct mt_slot *slot = (struct mt_slot *)progress_of(vcpu);
+    slot->icount -= slot->left;
+    slot->left = 0;
 }
 
 /* Data-only mode: the first block after a discontinuity (a conditional callback, so other blocks cost nothing).
@@ -394,12 +409,20 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 
     qemu_plugin_u64 prog = {progress, offsetof(struct mt_slot, progress)};
     qemu_plugin_u64 count = {progress, offsetof(struct mt_slot, icount)};
+    qemu_plugin_u64 left = {progress, offsetof(struct mt_slot, left)};
     if (!data_only) {
         qemu_plugin_register_vcpu_tb_exec_cb(tb, on_tb_exec, QEMU_PLUGIN_CB_NO_REGS, t);
-    } else if (discon) {
-        qemu_plugin_u64 waiting = {progress, offsetof(struct mt_slot, exc_waiting)};
-        qemu_plugin_register_vcpu_tb_exec_cond_cb(tb, on_discon_block, QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_COND_NE,
-                                                  waiting, 0, t);
+    } else {
+        /* In this order (QEMU emits a block's ops as registered): fix the last block's count, then the
+         * discontinuity's record sees the instructions before this block, then count this block. */
+        qemu_plugin_register_vcpu_tb_exec_cond_cb(tb, on_left_early, QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_COND_NE,
+                                                  left, 0, NULL);
+        if (discon) {
+            qemu_plugin_u64 waiting = {progress, offsetof(struct mt_slot, exc_waiting)};
+            qemu_plugin_register_vcpu_tb_exec_cond_cb(tb, on_discon_block, QEMU_PLUGIN_CB_NO_REGS,
+                                                      QEMU_PLUGIN_COND_NE, waiting, 0, t);
+        }
+        qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu(tb, QEMU_PLUGIN_INLINE_ADD_U64, count, n);
     }
     enum qemu_plugin_mem_rw rw = 0;
     if (mt_cfg.events & MT_TRACE_LOAD) {
@@ -412,7 +435,7 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
         ii[i].id = t->first_id + (uint32_t)i;
         if (data_only) {
-            qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_ADD_U64, count, 1);
+            qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_STORE_U64, left, n - i - 1);
         } else {
             qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(insn, QEMU_PLUGIN_INLINE_STORE_U64, prog, i + 1);
         }
@@ -469,7 +492,7 @@ static void flush_vcpu(unsigned vcpu)
     struct mt_vcpu *v = &mt_vcpus[vcpu];
     uint64_t *p = progress_of(vcpu);
     if (data_only && p) {
-        v->icount = p[1];
+        v->icount = inline_icount(vcpu);
     } else if (v->tb && *p > v->done) {
         mt_account(v, (uint32_t)*p);
     }
