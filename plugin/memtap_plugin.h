@@ -118,7 +118,29 @@ static inline uint64_t mt_take_pos(uint64_t n)
     return p;
 }
 MT_LOCAL uint32_t mt_budget(uint32_t n);
-MT_LOCAL uint32_t mt_account_run(struct mt_vcpu *v, uint32_t upto);
+/* Accounts for instructions [v->done, upto) of the current block: they were started, so they count in icount.
+ * Returns how many of them, from the first, become fetch records (0 while fetches are not traced); the caller
+ * emits them, alone (mt_account) or fused into the data event of the run's last instruction (hooks.c). */
+static inline __attribute__((always_inline)) uint32_t mt_account_run(struct mt_vcpu *v, uint32_t upto)
+{
+    uint32_t k = upto - v->done;
+    unsigned on = atomic_load_explicit(&mt_trace_on, memory_order_relaxed);
+    uint32_t fetches = 0;
+    v->insn_on = 0;
+    if (v->traced && on) {
+        uint32_t traced = mt_cfg.max_insns ? mt_budget(k) : k;
+        if (traced == k) {
+            v->insn_on = on;   /* the run's last instruction is within budget: its accesses are traced too */
+        }
+        if (on & MT_TRACE_FETCH) {
+            fetches = traced;
+            v->records[0] += traced;
+        }
+    }
+    v->icount += k;
+    v->done = upto;
+    return fetches;
+}
 MT_LOCAL void mt_account(struct mt_vcpu *v, uint32_t upto);
 MT_LOCAL void mt_marker(struct mt_vcpu *v, const struct mt_insn_info *ii);
 MT_LOCAL void mt_emit_mark(struct mt_vcpu *v, const struct mt_insn_info *ii, uint64_t value);
