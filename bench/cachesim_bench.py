@@ -153,7 +153,8 @@ def main() -> int:
     args = ap.parse_args()
     started = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     rows = []
-    with tempfile.TemporaryDirectory(dir=HERE) as tmp:
+    (HERE / "out").mkdir(exist_ok=True)   # gitignored, like bench/run.py's traces
+    with tempfile.TemporaryDirectory(dir=HERE / "out") as tmp:
         for program in args.workload or WORKLOADS:
             rows.append(run_workload(args.arch, program, args.insns, args.reps, Path(tmp)))
             r = rows[-1]

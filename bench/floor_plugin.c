@@ -1,7 +1,8 @@
 /* The floor under any tracer built on QEMU's plugin API: the instrumentation memtap needs, with callbacks that do
  * nothing. bench/run.py loads it as `-plugin floor_plugin.so,mode=data` (an empty callback at every load and
- * store, as a data trace needs at least) or `mode=full` (that, plus an empty callback per block and an inline
- * store per instruction, memtap's way of exact fetch order). Its slowdown is the least a plugin can cost. */
+ * store, as a data trace needs at least), `mode=hw` (that, plus QEMU's physical-address lookup in each callback,
+ * as physical addresses need at least) or `mode=full` (data, plus an empty callback per block and an inline store
+ * per instruction, memtap's way of exact fetch order). Its slowdown is the least a plugin can cost. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -39,14 +39,16 @@ REPO = HERE.parent
 
 WORKLOADS = ("crc32", "ptrchase", "sort", "matmul")
 DEFAULT_ARCHES = ("x86_64", "riscv64")
-MODES = ("plain", "floor-data", "floor-full", "null-full", "file-full", "file-data", "file-fetch", "file-counts",
-         "ring-c", "ring-py", "ring-c-records")
+MODES = ("plain", "floor-data", "floor-hw", "floor-full", "null-full", "file-full", "file-data", "file-fetch",
+         "file-counts", "ring-c", "ring-py", "ring-c-records")
 # Not memtap: bench/floor_plugin.c, the instrumentation memtap needs with callbacks that do nothing.
-FLOOR_MODES = {"floor-data": "data", "floor-full": "full"}
+FLOOR_MODES = {"floor-data": "data", "floor-hw": "hw", "floor-full": "full"}
 MODE_HELP = {
     "plain": "the QEMU command alone",
     "floor-data": "not memtap: bench/floor_plugin.c with an empty callback at every load and store, the least any "
                   "data tracer on QEMU's plugin API costs",
+    "floor-hw": "not memtap: floor-data plus QEMU's physical-address lookup at every access (qemu_plugin_get_hwaddr, "
+                "then its physical address and IO flag), the least a data tracer with physical addresses costs",
     "floor-full": "not memtap: floor-data plus an empty callback per block and an inline store per instruction "
                   "(memtap's fetch instrumentation)",
     "null-full": "all events, both addresses, records dropped in the plugin (--sink null)",
