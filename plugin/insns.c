@@ -73,13 +73,14 @@ const struct memtap_insn *mt_insn_at(uint32_t id)
     return (const struct memtap_insn *)pages[id >> PAGE_BITS] + SLOT(id);
 }
 
-/* ... and, per kept entry, the fetch run (ring.c) that can start there: precomputed once per translation, so the
- * ring makes a run record without a look at each instruction it stands for. */
-static void *run_pages[1u << (32 - PAGE_BITS)];   /* struct mt_run */
+/* ... and, per kept entry, the ring record of the fetch run that can start there (ring.c): made once per
+ * translation, so the ring copies one record where it would otherwise look up a run, an instruction and its
+ * physical address. */
+static void *run_pages[1u << (32 - PAGE_BITS)];   /* struct memtap_record */
 
-const struct mt_run *mt_run_at(uint32_t id)
+const struct memtap_record *mt_fetch_record_at(uint32_t id)
 {
-    return (const struct mt_run *)run_pages[id >> PAGE_BITS] + SLOT(id);
+    return (const struct memtap_record *)run_pages[id >> PAGE_BITS] + SLOT(id);
 }
 
 /* Translated physical addresses of kept entries with MEMTAP_INSN_PADDR (QEMU >= 10.1), by id. */
@@ -117,14 +118,14 @@ static bool continues(const struct memtap_insn *a, const struct memtap_insn *b, 
 }
 
 /* Runs of one block's rows, from its last instruction back: each extends the next one's by one. deltas: each
- * row's translated paddr - vaddr (NULL: none is translated). */
+ * row's translated paddr - vaddr (NULL: none is translated). Rows' entries and physical addresses are kept
+ * already. */
 static void keep_runs(const struct memtap_insn *rows, uint32_t n, const uint64_t *deltas)
 {
     unsigned __int128 next_sizes = 0;
     uint32_t next_n = 0;
     for (uint32_t i = n; i-- > 0;) {
         const struct memtap_insn *r = &rows[i];
-        struct mt_run *run = entry(run_pages, r->id, sizeof(*run));
         bool runnable = r->size >= 1 && r->size <= 15;
         bool joins = runnable && next_n && i + 1 < n &&
                      continues(r, &rows[i + 1], deltas ? deltas[i] : 0, deltas ? deltas[i + 1] : 0);
@@ -133,7 +134,20 @@ static void keep_runs(const struct memtap_insn *rows, uint32_t n, const uint64_t
         if (len < MEMTAP_RUN_MAX) {
             sizes &= ((unsigned __int128)1 << (4 * len)) - 1;
         }
-        *run = (struct mt_run){(uint64_t)sizes, (uint64_t)(sizes >> 64), len};
+        uint64_t paddr = 0;
+        bool phys = mt_insn_fetch_paddr(r, &paddr);
+        struct memtap_record *rec = entry(run_pages, r->id, sizeof(*rec));
+        *rec = (struct memtap_record){.vaddr = r->vaddr, .pc = r->vaddr, .paddr = paddr, .priv = r->priv,
+                                      .flags = phys ? MEMTAP_RF_PADDR : 0};
+        if (len) {
+            rec->kind = MEMTAP_KIND_FETCH_RUN;
+            rec->size = (uint8_t)len;
+            rec->value = (uint64_t)sizes;
+            rec->value_hi = (uint64_t)(sizes >> 64);
+        } else {
+            rec->kind = MEMTAP_KIND_FETCH;
+            rec->size = r->size;
+        }
         next_sizes = sizes;
         next_n = len;
     }
@@ -149,11 +163,11 @@ static void keep_entries(const struct memtap_insn *rows, uint32_t n, const struc
         *(uint64_t *)entry(paddr_pages, pa[k].id, sizeof(uint64_t)) = pa[k].paddr;
         deltas[pa[k].id - rows[0].id] = pa[k].paddr - rows[pa[k].id - rows[0].id].vaddr;
     }
-    keep_runs(rows, n, deltas);
-    free(deltas);
     for (uint32_t i = 0; i < n; i++) {
         *(struct memtap_insn *)entry(pages, rows[i].id, sizeof(rows[i])) = rows[i];
     }
+    keep_runs(rows, n, deltas);
+    free(deltas);
 }
 
 /* Appends one block's n entries, assigning their ids, and the physical addresses of those flagged

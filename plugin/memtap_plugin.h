@@ -234,13 +234,10 @@ MT_LOCAL struct memtap_insn_paddr *mt_insns_take_paddrs(uint32_t *count);
 MT_LOCAL void mt_insns_keep(void);                          /* keep every entry for mt_insn_at (the ring) */
 MT_LOCAL const struct memtap_insn *mt_insn_at(uint32_t id);
 MT_LOCAL bool mt_insn_fetch_paddr(const struct memtap_insn *in, uint64_t *paddr);   /* false: not known */
-/* The fetch run that can start at a kept instruction: its length (0: the instruction cannot be in a run) and
- * the sizes of its instructions, 4 bits each (trace.h MEMTAP_KIND_FETCH_RUN). */
-struct mt_run {
-    uint64_t sizes_lo, sizes_hi;
-    uint32_t n;
-};
-MT_LOCAL const struct mt_run *mt_run_at(uint32_t id);
+/* The ring record of the fetch run that can start at a kept instruction, made once per translation: a
+ * MEMTAP_KIND_FETCH_RUN record (size: the run's length, value/value_hi: its instructions' sizes, trace.h), or a
+ * MEMTAP_KIND_FETCH record for an instruction no run can describe; pos, icount and vcpu are left 0. */
+MT_LOCAL const struct memtap_record *mt_fetch_record_at(uint32_t id);
 
 /* ring.c: the live shared-memory ring and its control channel (docs/ring.md). */
 extern MT_LOCAL bool mt_ring_enabled;

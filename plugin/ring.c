@@ -414,32 +414,29 @@ static void put_fetches(uint16_t vcpu, uint32_t insn, uint16_t count, uint64_t i
 }
 
 /* Fetches as MEMTAP_KIND_FETCH_RUN records (ring_fetches=runs): a fraction of the shared-memory traffic. A run
- * is cut where the EXEC event ends; an instruction no run can describe goes alone, as a plain fetch. */
+ * is cut where its event's fetches end; an instruction no run can describe goes alone, as a plain fetch. */
 static void put_fetch_runs(uint16_t vcpu, uint32_t insn, uint16_t count, uint64_t icount, uint64_t pos)
 {
     for (uint32_t k = 0; k < count;) {
-        const struct mt_run *run = mt_run_at(insn + k);
-        uint32_t n = run->n < count - k ? run->n : count - k;
-        if (!n) {
-            put_fetches(vcpu, insn + k, 1, icount + k, pos + k);
-            k++;
-            continue;
-        }
-        uint64_t lo = run->sizes_lo, hi = run->sizes_hi;
-        if (n < 16) {
-            lo &= (1ull << (4 * n)) - 1;
-            hi = 0;
-        } else if (n < MEMTAP_RUN_MAX) {
-            hi &= (1ull << (4 * (n - 16))) - 1;
-        }
-        const struct memtap_insn *in = mt_insn_at(insn + k);
-        uint64_t paddr = 0;
-        bool phys = mt_insn_fetch_paddr(in, &paddr);   /* the run shares the first one's mapping (insns.c) */
+        const struct memtap_record *run = mt_fetch_record_at(insn + k);
         struct memtap_record *r = next_record();
-        *r = (struct memtap_record){.pos = pos + k, .icount = icount + k, .vaddr = in->vaddr, .pc = in->vaddr,
-                                    .paddr = paddr, .value = lo, .value_hi = hi, .vcpu = vcpu,
-                                    .kind = MEMTAP_KIND_FETCH_RUN, .size = (uint8_t)n, .priv = in->priv,
-                                    .flags = phys ? MEMTAP_RF_PADDR : 0};
+        *r = *run;
+        r->pos = pos + k;
+        r->icount = icount + k;
+        r->vcpu = vcpu;
+        uint32_t n = 1;
+        if (run->kind == MEMTAP_KIND_FETCH_RUN) {
+            n = run->size < count - k ? run->size : count - k;
+            if (n < run->size) {   /* the event ends inside the run: keep its first n sizes */
+                r->size = (uint8_t)n;
+                if (n < 16) {
+                    r->value &= (1ull << (4 * n)) - 1;
+                    r->value_hi = 0;
+                } else {
+                    r->value_hi &= (1ull << (4 * (n - 16))) - 1;
+                }
+            }
+        }
         commit_record(n);
         k += n;
     }
