@@ -40,9 +40,9 @@ void mt_control_init(void)
 /* Accounts for instructions [v->done, upto) and emits their fetches as one EXEC event. */
 void mt_account(struct mt_vcpu *v, uint32_t upto)
 {
-    uint32_t first_id = v->tb->first_id + v->done;
-    uint64_t first_icount = v->icount + 1;
-    mt_emit_exec(v, first_id, first_icount, mt_account_run(v, upto));
+    struct mt_run_pending run;
+    mt_account_pending(v, upto, &run);
+    mt_emit_exec(v, run.first_id, run.first_icount, run.n);
 }
 
 void mt_emit_mark(struct mt_vcpu *v, const struct mt_insn_info *ii, uint64_t value)

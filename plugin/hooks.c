@@ -185,8 +185,11 @@ static void on_tb_exec(unsigned vcpu, void *udata)
 }
 
 /* Brings the vCPU's icount and tracing switches up to instruction ii, which is accessing memory or a cache:
- * from the inline count in data-only mode, otherwise by accounting the block's instructions up to ii. */
-static inline void catch_up(struct mt_vcpu *v, unsigned vcpu, const struct mt_insn_info *ii)
+ * from the inline count in data-only mode, otherwise by accounting the block's instructions up to ii. With run,
+ * the fetches of that run are left in it for the caller's event to carry (a DATA event, trace.h): in a full trace
+ * most fetch runs end at an instruction that accesses memory, so this halves a memory-heavy guest's events. */
+static inline void catch_up(struct mt_vcpu *v, unsigned vcpu, const struct mt_insn_info *ii,
+                            struct mt_run_pending *run)
 {
     if (data_only) {
         v->icount = inline_icount(vcpu);
@@ -199,27 +202,11 @@ static inline void catch_up(struct mt_vcpu *v, unsigned vcpu, const struct mt_in
             mt_account(v, (uint32_t)progress);
         }
     } else if ((uint32_t)ii->idx + 1 > v->done) {
-        mt_account(v, ii->idx + 1u);
-    }
-}
-
-/* The fetches that catch_up accounted for right before an access, waiting to be fused into its DATA event. */
-struct mt_run_pending {
-    uint32_t n, first_id;
-    uint64_t first_icount;
-};
-
-/* In a full trace most fetch runs end at an instruction that accesses memory: that access's DATA event carries
- * them (count - 1 fetches before it, trace.h), which halves the events of a memory-heavy guest. */
-static inline void catch_up_fused(struct mt_vcpu *v, unsigned vcpu, const struct mt_insn_info *ii,
-                                  struct mt_run_pending *run)
-{
-    if (!data_only && ii->tb == v->tb && (uint32_t)ii->idx + 1 > v->done) {
-        run->first_id = v->tb->first_id + v->done;
-        run->first_icount = v->icount + 1;
-        run->n = mt_account_run(v, ii->idx + 1u);
-    } else {
-        catch_up(v, vcpu, ii);
+        if (run) {
+            mt_account_pending(v, ii->idx + 1u, run);
+        } else {
+            mt_account(v, ii->idx + 1u);
+        }
     }
 }
 
@@ -228,7 +215,7 @@ static void on_mem(unsigned vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, vo
     struct mt_vcpu *v = &mt_vcpus[vcpu];
     const struct mt_insn_info *ii = udata;
     struct mt_run_pending run = {0};
-    catch_up_fused(v, vcpu, ii, &run);
+    catch_up(v, vcpu, ii, &run);
     if (data_only) {
         mt_poll_mark(v, ii);   /* no block callback in this mode: a pending ctl mark lands at an access */
     }
@@ -274,7 +261,7 @@ static void on_cmo(unsigned vcpu, void *udata)
 {
     struct mt_vcpu *v = &mt_vcpus[vcpu];
     const struct mt_cmo_info *c = udata;
-    catch_up(v, vcpu, c->ii);
+    catch_up(v, vcpu, c->ii, NULL);
     if (!(v->insn_on & MT_TRACE_DATA)) {
         return;
     }

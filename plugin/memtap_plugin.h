@@ -141,6 +141,19 @@ static inline __attribute__((always_inline)) uint32_t mt_account_run(struct mt_v
     v->done = upto;
     return fetches;
 }
+/* Fetches accounted for but not yet emitted: instructions first_id.. of the current block. */
+struct mt_run_pending {
+    uint32_t n, first_id;
+    uint64_t first_icount;
+};
+/* mt_account_run, keeping its fetches in *run for the caller to emit (mt_account) or fuse (hooks.c). */
+static inline __attribute__((always_inline)) void mt_account_pending(struct mt_vcpu *v, uint32_t upto,
+                                                                     struct mt_run_pending *run)
+{
+    run->first_id = v->tb->first_id + v->done;
+    run->first_icount = v->icount + 1;
+    run->n = mt_account_run(v, upto);
+}
 MT_LOCAL void mt_account(struct mt_vcpu *v, uint32_t upto);
 MT_LOCAL void mt_marker(struct mt_vcpu *v, const struct mt_insn_info *ii);
 MT_LOCAL void mt_emit_mark(struct mt_vcpu *v, const struct mt_insn_info *ii, uint64_t value);

@@ -16,7 +16,6 @@ from pathlib import Path
 import capstone
 import numpy as np
 import pytest
-import zstandard
 from elftools.elf.elffile import ELFFile
 
 from memtap import layout
@@ -138,16 +137,10 @@ def instruction_at(arch: str, elf: Path, addr: int) -> tuple[int, int]:
 
 def raw_events(path: Path) -> np.ndarray:
     """Every EVENTS chunk's events, undecoded (trace.h's event layout), in file order: for tests of how the
-    plugin packs records into events."""
+    plugin packs records into events. Payloads come from the reader's own checked read."""
     trace = open_trace(path)
-    out = []
+    values = bool(trace.info.get("values"))
     with open(path, "rb") as f:
-        for c in trace.chunks:
-            if c.type != layout.CHUNK_EVENTS:
-                continue
-            f.seek(c.offset + layout.CHUNK_HEADER.itemsize)
-            payload = f.read(c.stored_len)
-            if c.codec == layout.CODEC_ZSTD:
-                payload = zstandard.ZstdDecompressor().decompress(payload, max_output_size=c.raw_len)
-            out.append(layout.columns_to_events(payload, c.count, bool(trace.info.get("values"))))
+        out = [layout.columns_to_events(trace._read_payload(f, c.index), c.count, values)
+               for c in trace.chunks if c.type == layout.CHUNK_EVENTS]
     return np.concatenate(out) if out else np.zeros(0, layout.EVENT)
