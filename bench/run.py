@@ -61,18 +61,23 @@ MODE_HELP = {
     "ring-c-records": "as ring-c, with --ring-fetches records (one 64-byte ring record per fetch, no runs)",
 }
 
-# The ring modes' Python client: count every record by kind (a fetch run as its fetches) on the ring's own
-# zero-copy batches, print what examples/ring_count.c prints.
+# The ring modes' Python client: count every record by kind (a fetch run as its fetches, a run load/store as its
+# fetches and its access) on the ring's own zero-copy batches, print what examples/ring_count.c prints.
 RING_PY_CLIENT = """
 import sys, numpy as np
 from memtap import ring
-from memtap.layout import KIND_FETCH, KIND_FETCH_RUN, KIND_NAMES
+from memtap.layout import (KIND_FETCH, KIND_FETCH_RUN, KIND_LOAD, KIND_NAMES, KIND_RUN_LOAD, KIND_RUN_STORE,
+                           KIND_STORE)
 n = np.zeros(len(KIND_NAMES), np.int64)
 with ring.connect(sys.argv[1], timeout=30, expand=False) as c:
     for b in c:
         kind = b["kind"]
-        n += np.bincount(kind, minlength=KIND_FETCH_RUN + 1)[: len(KIND_NAMES)]
+        by_kind = np.bincount(kind, minlength=KIND_RUN_STORE + 1)
+        n += by_kind[: len(KIND_NAMES)]
+        n[KIND_LOAD] += by_kind[KIND_RUN_LOAD]
+        n[KIND_STORE] += by_kind[KIND_RUN_STORE]
         n[KIND_FETCH] += int(b["size"][kind == KIND_FETCH_RUN].sum(dtype=np.int64))
+        n[KIND_FETCH] += int(b["fetches"].sum(dtype=np.int64))  # 0 but in run loads/stores
 for name, count in zip(KIND_NAMES, n):
     print(name, count)
 """

@@ -31,11 +31,14 @@ int main(int argc, char **argv)
     uint32_t n;
     while ((r = memtap_ring_next(&c, &n))) {
         if (n && first_pos == UINT64_MAX) {
-            first_pos = r[0].pos;
+            first_pos = r[0].pos - r[0].fetches;   /* a run load/store: its first fetch's */
         }
         for (uint32_t i = 0; i < n; i++) {
             if (r[i].kind == MEMTAP_KIND_FETCH_RUN) {
                 counts[MEMTAP_KIND_FETCH] += r[i].size;
+            } else if (r[i].kind == MEMTAP_KIND_RUN_LOAD || r[i].kind == MEMTAP_KIND_RUN_STORE) {
+                counts[MEMTAP_KIND_FETCH] += r[i].fetches;
+                counts[r[i].kind == MEMTAP_KIND_RUN_LOAD ? MEMTAP_KIND_LOAD : MEMTAP_KIND_STORE]++;
             } else if (r[i].kind < NKINDS) {
                 counts[r[i].kind]++;
             } else {

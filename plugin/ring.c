@@ -500,6 +500,35 @@ static void put_access(uint16_t vcpu, const struct access *a)
     commit_record(1);
 }
 
+/* A load or store with the fetches that end with its instruction, in one record (MEMTAP_KIND_RUN_LOAD/STORE): half
+ * the shared-memory traffic of a run record and an access record. `run` is the first fetch's run record (trace.h
+ * gives the fields). */
+static void put_fused(uint16_t vcpu, const struct access *a, const struct memtap_record *run, uint32_t fetches)
+{
+    const struct memtap_insn *in = mt_insn_at(a->insn);
+    struct memtap_record *r = next_record();
+    *r = (struct memtap_record){.pos = a->pos, .icount = a->icount, .pc = in->vaddr, .vcpu = vcpu, .priv = in->priv};
+    fill_data(r, a, in);
+    bool fetch_paddr = run->flags & MEMTAP_RF_PADDR;
+    r->kind = a->flags & MEMTAP_EVF_STORE ? MEMTAP_KIND_RUN_STORE : MEMTAP_KIND_RUN_LOAD;
+    r->fetches = (uint16_t)fetches;
+    r->value = fetches < 16 ? run->value & ((1ull << (4 * fetches)) - 1) : run->value;
+    r->value_hi = fetch_paddr ? run->paddr : 0;
+    r->flags |= fetch_paddr ? MEMTAP_RF_RUN_PADDR : 0;
+    commit_record(fetches + 1);
+}
+
+/* The run record of the `fetches` fetches that end with instruction `insn`, if one run holds them and a run
+ * load/store can carry them; otherwise NULL. */
+static const struct memtap_record *fusable_run(uint32_t insn, uint32_t fetches)
+{
+    if (fetches == 0 || fetches > MEMTAP_FUSED_MAX) {
+        return NULL;
+    }
+    const struct memtap_record *run = mt_fetch_record_at(insn - (fetches - 1u));
+    return run->kind == MEMTAP_KIND_FETCH_RUN && run->size >= fetches ? run : NULL;
+}
+
 static uint64_t records_in(const struct mt_buffer *b)
 {
     uint64_t n = 0;
@@ -524,6 +553,7 @@ void mt_ring_process(const struct mt_buffer *b)
     uint64_t icount = 0, pos = 0;
     size_t j = 0, wi = 0, wp = 0, wv = 0;
     uint16_t vcpu = (uint16_t)b->vcpu;
+    bool fuse = fetch_runs && !mt_cfg.values;   /* with values, value and value_hi are the access's */
     for (size_t i = 0; i < b->n; i++) {
         icount += b->icount[i] == MEMTAP_WIDE ? b->icount_wide[wi++] : b->icount[i];
         pos += b->pos[i] == MEMTAP_WIDE ? b->pos_wide[wp++] : b->pos[i];
@@ -534,7 +564,8 @@ void mt_ring_process(const struct mt_buffer *b)
             pos += b->count[i] - 1u;
         } else {
             uint16_t fetches = kind == MEMTAP_EV_DATA ? b->count[i] - 1u : 0u;   /* ending with this instruction */
-            if (fetches) {
+            const struct memtap_record *run = fuse ? fusable_run(b->insn[i], fetches) : NULL;
+            if (fetches && !run) {
                 (fetch_runs ? put_fetch_runs : put_fetches)(vcpu, b->insn[i] - (fetches - 1u), fetches,
                                                             icount - (fetches - 1u), pos - fetches);
             }
@@ -544,7 +575,11 @@ void mt_ring_process(const struct mt_buffer *b)
                                .vaddr = b->vaddr[j], .paddr = b->paddr[j] + b->vaddr[j],
                                .value = data ? b->value[j] : 0, .value_hi = wide ? b->value_hi[wv++] : 0};
             j++;
-            put_access(vcpu, &a);
+            if (run) {
+                put_fused(vcpu, &a, run, fetches);
+            } else {
+                put_access(vcpu, &a);
+            }
         }
     }
     pthread_mutex_unlock(&lock);

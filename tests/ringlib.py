@@ -1,6 +1,6 @@
 """Test helpers for the live ring: a recording in the background, consumers in threads, and file-side digests.
 
-Ring and file records are compared byte for byte (the reader zeroes the reserved field, as the plugin does), either
+Ring and file records are compared byte for byte (the reader zeroes the `fetches` field, as expansion does), either
 whole or, for runs of millions of records, through sha256 digests of the record bytes.
 """
 
@@ -186,7 +186,7 @@ def fake_ring() -> Callable[..., str]:
     def make(**fields: int) -> str:
         name = ring_name()
         h = np.zeros(1, layout.RING_HEADER)
-        h["magic"], h["version"], h["header_size"] = layout.RING_MAGIC, 1, 512
+        h["magic"], h["version"], h["header_size"] = layout.RING_MAGIC, layout.RING_VERSION, 512
         h["record_size"] = layout.RECORD.itemsize
         h["nbuffers"], h["buffer_records"], h["max_consumers"] = 1, 1, layout.RING_MAX_CONSUMERS
         h["consumers_offset"], h["buffers_offset"], h["records_offset"] = 512, 512 + 16 * 64, 4096

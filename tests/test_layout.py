@@ -128,7 +128,7 @@ def test_constants(c_values: tuple[dict[str, str], tuple]) -> None:
 
 def test_record_dtype() -> None:
     assert layout.RECORD.names == (
-        "pos", "icount", "vaddr", "paddr", "pc", "value", "vcpu", "kind", "size", "priv", "flags", "reserved",
+        "pos", "icount", "vaddr", "paddr", "pc", "value", "vcpu", "kind", "size", "priv", "flags", "fetches",
         "value_hi"
     )
     assert layout.RECORD.itemsize == 64

@@ -18,7 +18,7 @@ from ringlib import Collector, Recording, fake_ring, file_digest, ring_count, ri
 from test_record_completeness import expected as region_accesses
 
 import memtap
-from memtap.layout import KIND_FETCH, KIND_LOAD, KIND_NAMES, KIND_STORE
+from memtap.layout import KIND_FETCH, KIND_FETCH_RUN, KIND_LOAD, KIND_NAMES, KIND_RUN_LOAD, KIND_RUN_STORE, KIND_STORE
 from memtap.ring import shm_path
 
 __all__ = ["fake_ring", "ring_count"]  # fixtures
@@ -81,7 +81,7 @@ def test_late_consumer_sees_the_files_suffix_from_where_it_joined(tmp_path, with
     """With a file, its records from the stream index the late consumer joined at; without one (the plugin only
     counts records while nobody reads), the early consumer's records from that index."""
     name, trace = ring_name(), tmp_path / "demo.trace"
-    rec = Recording(name, "riscv64", "demo", "--ring-wait", "1", "--ring-buffer-size", "16384",
+    rec = Recording(name, "riscv64", "demo", "--ring-wait", "1", "--ring-buffer-size", "8192",
                     trace=trace if with_file else None)
     joined = threading.Event()
     late: list[Collector] = []
@@ -154,9 +154,9 @@ def test_c_client_counts_equal_the_files(tmp_path, ring_count):
 
 
 def test_c_client_refuses_another_format_version(tmp_path, ring_count, fake_ring):
-    proc = subprocess.run([ring_count, fake_ring(version=2)], capture_output=True, text=True, timeout=30)
+    proc = subprocess.run([ring_count, fake_ring(version=1)], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == "ring_count: memtap ring: format version 2, this client reads version 1"
+    assert proc.stderr.strip() == "ring_count: memtap ring: format version 1, this client reads version 2"
 
 
 def test_ring_of_a_running_recording_is_owner_only(tmp_path):
@@ -182,5 +182,7 @@ def test_ring_carries_cmo_records_and_values_like_the_file(tmp_path, program, op
     assert got.tobytes() == expected.tobytes()
     if program == "cmo":
         assert int((got["kind"] == KIND_NAMES.index("cmo")).sum()) == memtap.open(trace).end["records"]["cmo"] > 0
-    else:
+    else:  # value and value_hi are the accesses' own: no load or store carries fetches
         assert got["value"][got["kind"] == KIND_STORE].any()
+        raw = np.concatenate(c.raw)["kind"]
+        assert not np.isin(raw, [KIND_RUN_LOAD, KIND_RUN_STORE]).any() and (raw == KIND_FETCH_RUN).any()

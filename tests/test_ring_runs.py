@@ -31,13 +31,18 @@ def test_runs_expand_to_the_files_records_in_python_and_c(tmp_path, arch, ring_d
     py.finish()
     assert py.records().tobytes() == expected.tobytes()
     assert out == expected.tobytes()
-    # The ring itself carried every fetch inside a run of 1..32, so fewer records than the file has.
+    # The ring itself carried every fetch inside a run of 1..32 or a load or store that ends 1..16 of them, so
+    # fewer records than the file has; each access record that follows its own fetches carried them.
     fetches = int((expected["kind"] == L.KIND_FETCH).sum())
     raw = np.concatenate(py.raw)
     runs = raw[raw["kind"] == L.KIND_FETCH_RUN]
+    fused = raw[np.isin(raw["kind"], [L.KIND_RUN_LOAD, L.KIND_RUN_STORE])]
     assert 1 <= runs["size"].min() and runs["size"].max() <= L.RUN_MAX
-    assert int(runs["size"].sum()) == fetches and len(runs) < fetches
+    assert len(fused) and 1 <= fused["fetches"].min() and fused["fetches"].max() <= L.FUSED_MAX
+    assert int(runs["size"].sum()) + int(fused["fetches"].sum()) == fetches and len(runs) < fetches
     assert len(raw) == len(expected) - fetches + len(runs)
+    plain = raw[np.isin(raw["kind"], [L.KIND_LOAD, L.KIND_STORE])]
+    assert not (plain["fetches"].any() or plain["flags"] & L.RF_RUN_PADDR).any()
     assert py.consumer.flags & L.RING_F_FETCH_RUNS
 
 
@@ -89,3 +94,33 @@ def test_translated_fetch_addresses_reach_the_ring(tmp_path, arch):
     fetches = expected[expected["kind"] == L.KIND_FETCH]
     assert (fetches["flags"] & L.RF_PADDR).all() and (fetches["paddr"] != fetches["vaddr"]).any()
     assert c.records().tobytes() == expected.tobytes()
+
+
+def test_expand_splits_a_run_load_or_store_into_its_fetches_and_its_access():
+    """Synthetic run loads/stores (fetches ending at the access's pc, with and without the first fetch's physical
+    address) expand to the fetch records and the plain access record the file has; the C client's expansion is
+    checked against the file on real guests above."""
+    sizes = [2, 4, 4]  # the load's own instruction is the last
+    rec = np.zeros(3, L.RECORD)
+    rec[0] = (50, 20, 0x9000, 0x19000, 0x1006, sum(s << (4 * k) for k, s in enumerate(sizes)), 1,
+              L.KIND_RUN_LOAD, 8, 1, L.RF_PADDR | L.RF_SIGNED | L.RF_RUN_PADDR, 3, 0x81000)
+    rec[1] = (51, 21, 0x100e, 0, 0x100e, 0, 1, L.KIND_FETCH, 2, 1, 0, 0, 0)
+    rec[2] = (54, 23, 0x9008, 0, 0x1016, 4 | 2 << 4, 1, L.KIND_RUN_STORE, 4, 1, L.RF_IO, 2, 0)
+    got = ring_runs.expand(rec)
+    assert len(got) == ring_runs.accesses(rec) == 8
+    fetch = [(int(r["pos"]), int(r["icount"]), int(r["vaddr"]), int(r["pc"]), int(r["paddr"]), int(r["size"]),
+              int(r["flags"])) for r in got[got["kind"] == L.KIND_FETCH]]
+    assert fetch == [
+        (47, 18, 0x1000, 0x1000, 0x81000, 2, L.RF_PADDR), (48, 19, 0x1002, 0x1002, 0x81002, 4, L.RF_PADDR),
+        (49, 20, 0x1006, 0x1006, 0x81006, 4, L.RF_PADDR),
+        (51, 21, 0x100e, 0x100e, 0, 2, 0),  # the plain fetch, as it was
+        (52, 22, 0x1012, 0x1012, 0, 4, 0), (53, 23, 0x1016, 0x1016, 0, 2, 0),
+    ]
+    load, store = got[3], got[7]
+    assert got["kind"].tolist() == [L.KIND_FETCH] * 3 + [L.KIND_LOAD] + [L.KIND_FETCH] * 3 + [L.KIND_STORE]
+    assert (int(load["pos"]), int(load["icount"]), int(load["vaddr"]), int(load["paddr"]), int(load["pc"])) == (
+        50, 20, 0x9000, 0x19000, 0x1006)
+    assert (int(load["flags"]), int(load["size"]), int(load["value"]), int(load["fetches"])) == (
+        L.RF_PADDR | L.RF_SIGNED, 8, 0, 0)
+    assert (int(store["pos"]), int(store["vaddr"]), int(store["flags"]), int(store["value_hi"])) == (
+        54, 0x9008, L.RF_IO, 0)

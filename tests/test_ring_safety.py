@@ -134,11 +134,11 @@ def test_hostile_client_neither_crashes_nor_hangs_qemu(tmp_path):
 
 
 def test_other_format_version_is_refused(fake_ring):
-    with pytest.raises(TraceError, match="format version 7, but this memtap reads version 1"):
+    with pytest.raises(TraceError, match="format version 7, but this memtap reads version 2"):
         ring.connect(fake_ring(version=7))
-    proc = run_memtap("ctl", fake_ring(version=2), "status")
+    proc = run_memtap("ctl", fake_ring(version=1), "status")
     assert proc.returncode == 1
-    assert proc.stderr.strip().endswith("format version 2, but this memtap reads version 1: use the memtap "
+    assert proc.stderr.strip().endswith("format version 1, but this memtap reads version 2: use the memtap "
                                         "that is recording")
     with pytest.raises(TraceError, match="inconsistent header"):
         ring.open_ring(fake_ring(records_offset=1 << 40))

@@ -280,27 +280,46 @@ static inline const struct memtap_record *memtap_ring_next(struct memtap_ring_cl
     return c->records + index * h->buffer_records;
 }
 
-/* A fetch run (MEMTAP_KIND_FETCH_RUN, the ring's default form of fetches) as the fetch records it stands for:
- * writes them to out[0 .. return value - 1] (at most MEMTAP_RUN_MAX). Any other record is copied as it is. */
+/* A fetch run (MEMTAP_KIND_FETCH_RUN, the ring's default form of fetches) or a run load/store
+ * (MEMTAP_KIND_RUN_LOAD/STORE) as the records it stands for: writes them to out[0 .. return value - 1] (at most
+ * MEMTAP_RUN_MAX). Any other record is copied as it is. */
 static inline unsigned memtap_ring_expand(const struct memtap_record *r, struct memtap_record *out)
 {
-    if (r->kind != MEMTAP_KIND_FETCH_RUN) {
+    bool fused = r->kind == MEMTAP_KIND_RUN_LOAD || r->kind == MEMTAP_KIND_RUN_STORE;
+    if (r->kind != MEMTAP_KIND_FETCH_RUN && !fused) {
         out[0] = *r;
         return 1;
     }
-    unsigned n = r->size <= MEMTAP_RUN_MAX ? r->size : MEMTAP_RUN_MAX;
+    unsigned n = fused ? (r->fetches <= MEMTAP_FUSED_MAX ? r->fetches : MEMTAP_FUSED_MAX)
+                       : (r->size <= MEMTAP_RUN_MAX ? r->size : MEMTAP_RUN_MAX);
+    uint64_t vaddr = r->vaddr, paddr = r->paddr, pos = r->pos, icount = r->icount;
+    bool phys = r->flags & MEMTAP_RF_PADDR;
+    if (fused) {   /* the fetches end with the access's instruction */
+        vaddr = r->pc;
+        for (unsigned k = 0; k + 1 < n; k++) {
+            vaddr -= MEMTAP_RUN_SIZE(r, k);
+        }
+        paddr = r->value_hi;
+        phys = r->flags & MEMTAP_RF_RUN_PADDR;
+        pos -= n;
+        icount -= n - 1;
+    }
     uint64_t offset = 0;
     for (unsigned k = 0; k < n; k++) {
         unsigned size = MEMTAP_RUN_SIZE(r, k);
-        out[k] = *r;
-        out[k].kind = MEMTAP_KIND_FETCH;
-        out[k].pos = r->pos + k;
-        out[k].icount = r->icount + k;
-        out[k].vaddr = out[k].pc = r->vaddr + offset;
-        out[k].paddr = r->flags & MEMTAP_RF_PADDR ? r->paddr + offset : 0;
-        out[k].size = (uint8_t)size;
-        out[k].value = out[k].value_hi = 0;
+        out[k] = (struct memtap_record){.pos = pos + k, .icount = icount + k, .vaddr = vaddr + offset,
+                                        .paddr = phys ? paddr + offset : 0, .pc = vaddr + offset, .vcpu = r->vcpu,
+                                        .kind = MEMTAP_KIND_FETCH, .size = (uint8_t)size, .priv = r->priv,
+                                        .flags = phys ? MEMTAP_RF_PADDR : 0};
         offset += size;
+    }
+    if (fused) {
+        out[n] = *r;
+        out[n].kind = r->kind == MEMTAP_KIND_RUN_LOAD ? MEMTAP_KIND_LOAD : MEMTAP_KIND_STORE;
+        out[n].flags &= (uint8_t)~MEMTAP_RF_RUN_PADDR;
+        out[n].value = out[n].value_hi = 0;
+        out[n].fetches = 0;
+        n++;
     }
     return n;
 }

@@ -199,6 +199,15 @@ struct memtap_event {
  * sizes are 4-bit fields: fetch k's is MEMTAP_RUN_SIZE(record, k). ring_client.h expands runs into records. */
 #define MEMTAP_KIND_FETCH_RUN 6u
 #define MEMTAP_RUN_MAX 32u
+/* Only in a live ring made with fetch runs and without values: a load (store) record that also carries the
+ * `fetches` (1..MEMTAP_FUSED_MAX) fetches ending with its own instruction, which come just before it. All its
+ * fields are the access's as in a MEMTAP_KIND_LOAD (STORE) record, but for three: `fetches`; `value`, the fetched
+ * instructions' sizes (MEMTAP_RUN_SIZE); `value_hi`, the first fetch's physical address (with
+ * MEMTAP_RF_RUN_PADDR). Fetch k has pos - fetches + k, icount - (fetches - 1) + k, and pc minus the sizes of
+ * fetches k..fetches-2 as its address. ring_client.h expands them into records. */
+#define MEMTAP_KIND_RUN_LOAD 7u
+#define MEMTAP_KIND_RUN_STORE 8u
+#define MEMTAP_FUSED_MAX 16u
 #define MEMTAP_RUN_SIZE(r, k) ((unsigned)((((k) < 16 ? (r)->value : (r)->value_hi) >> (4 * ((k) % 16))) & 0xfu))
 
 #define MEMTAP_RF_IO 0x01u            /* MMIO access */
@@ -210,6 +219,7 @@ struct memtap_event {
 #define MEMTAP_RF_NOADDR 0x40u        /* cmo: its address could not be computed */
 #define MEMTAP_RF_VALUE 0x80u         /* load/store: value (and value_hi) hold the value moved (--values);
                                        * exception: value holds the cause */
+#define MEMTAP_RF_RUN_PADDR 0x40u     /* run load/store records: value_hi holds the first fetch's physical address */
 #define MEMTAP_RF_INTERRUPT 0x10u     /* exception records: an interrupt (asynchronous) */
 
 struct memtap_record {
@@ -224,7 +234,7 @@ struct memtap_record {
     uint8_t size;             /* bytes: instruction size (fetch), access size (load/store), 0 (marker) */
     uint8_t priv;             /* enum memtap_priv */
     uint8_t flags;            /* MEMTAP_RF_* */
-    uint16_t reserved;        /* 0 */
+    uint16_t fetches;         /* MEMTAP_KIND_RUN_LOAD/STORE (live ring): the fetches it carries; else 0 */
     uint64_t value_hi;        /* load/store of 16 bytes with --values: the value's high 8 bytes; else 0 */
 };
 
@@ -237,7 +247,7 @@ struct memtap_record {
  * claim a consumer slot, heartbeat, and release buffers by advancing read_seq. Counters are updated with atomic
  * operations; 32-bit *_futex words can be waited on with futex(2). */
 #define MEMTAP_RING_MAGIC "MEMTAPRG"      /* 8 bytes, no terminator; written last when the segment is ready */
-#define MEMTAP_RING_VERSION 1u
+#define MEMTAP_RING_VERSION 2u
 #define MEMTAP_RING_MAX_CONSUMERS 16u
 
 #define MEMTAP_RING_F_LOSSY 0x1u          /* drop whole buffers when the ring is full, instead of waiting */

@@ -151,6 +151,11 @@ KIND_CMO = 4
 KIND_EXCEPTION = 5
 KIND_FETCH_RUN = 6  # live ring only: `size` consecutive fetches in one record (trace.h, docs/ring.md)
 RUN_MAX = 32  # fetches in a run at most; their sizes are 4-bit fields of value (0..15) and value_hi (16..31)
+# Live ring only, without values: a load / store that also carries the `fetches` fetches ending with its
+# instruction (their sizes in value, the first one's physical address in value_hi with RF_RUN_PADDR).
+KIND_RUN_LOAD = 7
+KIND_RUN_STORE = 8
+FUSED_MAX = 16  # fetches a run load / store carries at most
 KIND_NAMES = ("fetch", "load", "store", "marker", "cmo", "exception")
 KIND_CODES = {name: code for code, name in enumerate(KIND_NAMES)}
 
@@ -162,6 +167,7 @@ RF_ATOMIC = 0x10  # by an atomic read-modify-write instruction
 RF_EXCLUSIVE = 0x20  # by a load-linked / store-conditional instruction
 RF_NOADDR = 0x40  # cmo: its address could not be computed (whole-cache operations have none by nature)
 RF_VALUE = 0x80  # load/store: value (and value_hi) hold the value moved (--values); exception: value is the cause
+RF_RUN_PADDR = 0x40  # run load/store records: value_hi is the first fetch's physical address
 RF_INTERRUPT = 0x10  # exception records: an interrupt (asynchronous), not an exception
 
 RECORD = np.dtype(
@@ -177,7 +183,7 @@ RECORD = np.dtype(
         ("size", "u1"),
         ("priv", "u1"),
         ("flags", "u1"),
-        ("reserved", "<u2"),  # 0
+        ("fetches", "<u2"),  # run load/store records (live ring): the fetches carried; else 0
         ("value_hi", "<u8"),  # the high 8 bytes of a 16-byte access's value (--values)
     ]
 )
@@ -185,7 +191,7 @@ RECORD = np.dtype(
 
 # --- live ring (trace.h, docs/ring.md) ----------------------------------------------------------------------
 RING_MAGIC = b"MEMTAPRG"
-RING_VERSION = 1
+RING_VERSION = 2
 RING_MAX_CONSUMERS = 16
 RING_F_LOSSY = 0x1
 RING_F_FILE = 0x2

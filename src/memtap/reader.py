@@ -404,7 +404,7 @@ class Trace:
     def _expand(self, ev: np.ndarray, nrec: np.ndarray, vcpu: int, i: int) -> np.ndarray:
         """Turn raw events into records without a Python loop per record (np.repeat expands EXEC runs)."""
         n = int(nrec.sum())
-        rec = np.zeros(n, L.RECORD)  # zeroed: the reserved field stays 0, as in the live ring
+        rec = np.zeros(n, L.RECORD)  # zeroed: `fetches` stays 0, as in the ring's plain records
         if n == 0:
             return rec
         idx = np.repeat(np.arange(len(ev)), nrec)

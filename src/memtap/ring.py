@@ -1,10 +1,11 @@
 """Live records from a running ``memtap record --ring NAME``: a client of the plugin's shared-memory ring.
 
 ``connect(NAME)`` attaches a consumer and yields the records as numpy ``layout.RECORD`` arrays, one record per
-access. A ring carries fetches as runs by default (``KIND_FETCH_RUN``, see memtap.ring_runs), so such batches are
-expanded copies; ``connect(NAME, expand=False)`` yields the ring's own records, views of its buffers (no copy),
-runs included. A view stays valid until the next batch is requested or the consumer is closed; then its buffer is
-handed back to the plugin, which refills it. Keep a view longer only as ``batch.copy()``.
+access. A ring carries fetches as runs by default (``KIND_FETCH_RUN``, ``KIND_RUN_LOAD``, ``KIND_RUN_STORE``; see
+memtap.ring_runs), so such batches are expanded copies; ``connect(NAME, expand=False)`` yields the ring's own
+records, views of its buffers (no copy), runs included. A view stays valid until the next batch is requested or
+the consumer is closed; then its buffer is handed back to the plugin, which refills it. Keep a view longer only
+as ``batch.copy()``.
 
 ``open_ring(NAME)`` gives the control channel and status without consuming (what ``memtap ctl`` uses); a consumer
 has the same ``start()``, ``stop()``, ``mark(n)`` and ``status()``. Layout and protocol: docs/ring.md, trace.h.
@@ -445,7 +446,8 @@ class Consumer(Ring):
         batch = self._records[index, :count]
         self.first_record = int(desc["first_record"])
         if self.joined_at is None and count:
-            self.joined_at = (seq, int(desc["first_record"]), int(batch["pos"][0]))
+            # a run load/store's first access is its first fetch (`fetches` is 0 in any other record)
+            self.joined_at = (seq, int(desc["first_record"]), int(batch["pos"][0]) - int(batch["fetches"][0]))
         self._holding = True
         return ring_runs.expand(batch) if self._expand else batch
 

@@ -83,8 +83,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="hold the guest until N consumers have attached (at most 60 s)")
     g.add_argument("--ring-fetches", choices=FETCH_FORMS, default="runs",
                    help="fetches in the ring as runs (default: one record per run of up to 32 consecutive "
-                        "instructions of a block, which memtap.ring and ring_client.h expand) or as one record "
-                        "per instruction")
+                        "instructions of a block, or carried by the load or store that ends them; memtap.ring and "
+                        "ring_client.h expand them) or as one record per instruction")
     g.add_argument("--ring-on-death", choices=DEATH_POLICIES, default="continue",
                    help="when a consumer dies: detach it and go on (default), or also stop tracing")
     g.add_argument("--ring-heartbeat-ms", type=_count, default=600, metavar="MS",
