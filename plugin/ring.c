@@ -444,7 +444,7 @@ static void put_fetch_runs(uint16_t vcpu, uint32_t insn, uint16_t count, uint64_
 
 /* A DATA, MARK or CMO event's one record. */
 struct access {
-    uint8_t kind, flags;
+    unsigned kind, flags;   /* not bytes: stored apart and read back as one word, they stalled store forwarding */
     uint32_t insn;
     uint64_t icount, pos, vaddr, paddr, value, value_hi;
 };
