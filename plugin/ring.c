@@ -449,7 +449,8 @@ struct access {
     uint64_t icount, pos, vaddr, paddr, value, value_hi;
 };
 
-static void fill_data(struct memtap_record *r, const struct access *a, const struct memtap_insn *in)
+static inline __attribute__((always_inline)) void fill_data(struct memtap_record *r, const struct access *a,
+                                                             const struct memtap_insn *in)
 {
     bool has_paddr = a->flags & MEMTAP_EVF_PADDR;
     r->kind = a->flags & MEMTAP_EVF_STORE ? MEMTAP_KIND_STORE : MEMTAP_KIND_LOAD;
