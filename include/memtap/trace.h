@@ -252,7 +252,8 @@ struct memtap_record {
 
 #define MEMTAP_RING_F_LOSSY 0x1u          /* drop whole buffers when the ring is full, instead of waiting */
 #define MEMTAP_RING_F_FILE 0x2u           /* the same run also writes a trace file */
-#define MEMTAP_RING_F_FETCH_RUNS 0x4u     /* fetches come as MEMTAP_KIND_FETCH_RUN records (the default) */
+#define MEMTAP_RING_F_FETCH_RUNS 0x4u     /* fetches come as runs (the default): MEMTAP_KIND_FETCH_RUN records, and
+                                           * without values MEMTAP_KIND_RUN_LOAD/STORE records */
 
 #define MEMTAP_RING_ON_FETCH 0x1u         /* trace_on bits: what is being traced right now */
 #define MEMTAP_RING_ON_LOAD 0x2u
