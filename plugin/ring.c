@@ -413,6 +413,17 @@ static void put_fetches(uint16_t vcpu, uint32_t insn, uint16_t count, uint64_t i
     }
 }
 
+/* Keeps the first n (< MEMTAP_RUN_MAX) of a run's 4-bit instruction sizes (value, value_hi: trace.h). */
+static inline void keep_sizes(uint64_t *lo, uint64_t *hi, uint32_t n)
+{
+    if (n < 16) {
+        *lo &= (1ull << (4 * n)) - 1;
+        *hi = 0;
+    } else {
+        *hi &= (1ull << (4 * (n - 16))) - 1;
+    }
+}
+
 /* Fetches as MEMTAP_KIND_FETCH_RUN records (ring_fetches=runs): a fraction of the shared-memory traffic. A run
  * is cut where its event's fetches end; an instruction no run can describe goes alone, as a plain fetch. */
 static void put_fetch_runs(uint16_t vcpu, uint32_t insn, uint16_t count, uint64_t icount, uint64_t pos)
@@ -429,12 +440,7 @@ static void put_fetch_runs(uint16_t vcpu, uint32_t insn, uint16_t count, uint64_
             n = run->size < count - k ? run->size : count - k;
             if (n < run->size) {   /* the event ends inside the run: keep its first n sizes */
                 r->size = (uint8_t)n;
-                if (n < 16) {
-                    r->value &= (1ull << (4 * n)) - 1;
-                    r->value_hi = 0;
-                } else {
-                    r->value_hi &= (1ull << (4 * (n - 16))) - 1;
-                }
+                keep_sizes(&r->value, &r->value_hi, n);
             }
         }
         commit_record(n);
@@ -442,7 +448,7 @@ static void put_fetch_runs(uint16_t vcpu, uint32_t insn, uint16_t count, uint64_
     }
 }
 
-/* A DATA, MARK or CMO event's one record. */
+/* A DATA, MARK, CMO or EXCEPTION event's one record. */
 struct access {
     unsigned kind, flags;   /* not bytes: stored apart and read back as one word, they stalled store forwarding */
     uint32_t insn;
@@ -478,7 +484,24 @@ static void fill_cmo(struct memtap_record *r, const struct access *a, const stru
     r->flags = addressed || MEMTAP_CMO_GRANULARITY(cmo) == MEMTAP_CMO_WHOLE ? 0 : MEMTAP_RF_NOADDR;
 }
 
-static void put_access(uint16_t vcpu, const struct access *a)
+/* Makes a load or store record a run load/store that also carries the first `fetches` fetches of `run`, which end
+ * with its instruction (MEMTAP_KIND_RUN_LOAD/STORE, trace.h): half the shared-memory traffic of a run record and an
+ * access record. */
+static inline void carry_fetches(struct memtap_record *r, const struct access *a, const struct memtap_record *run,
+                                 uint32_t fetches)
+{
+    uint64_t sizes = run->value, beyond = run->value_hi;
+    keep_sizes(&sizes, &beyond, fetches);   /* fetches <= MEMTAP_FUSED_MAX: all in value */
+    bool fetch_paddr = run->flags & MEMTAP_RF_PADDR;
+    r->kind = a->flags & MEMTAP_EVF_STORE ? MEMTAP_KIND_RUN_STORE : MEMTAP_KIND_RUN_LOAD;
+    r->fetches = (uint16_t)fetches;
+    r->value = sizes;
+    r->value_hi = fetch_paddr ? run->paddr : 0;
+    r->flags |= fetch_paddr ? MEMTAP_RF_RUN_PADDR : 0;
+}
+
+/* An event's record; a DATA event's with `run` (fusable_run) carries its `fetches` fetches too. */
+static void put_access(uint16_t vcpu, const struct access *a, const struct memtap_record *run, uint32_t fetches)
 {
     const struct memtap_insn *in = mt_insn_at(a->insn);
     struct memtap_record *r = next_record();
@@ -497,26 +520,11 @@ static void put_access(uint16_t vcpu, const struct access *a)
                              (a->flags & MEMTAP_EVF_EXC_INTERRUPT ? MEMTAP_RF_INTERRUPT : 0));
     } else {
         fill_data(r, a, in);
+        if (run) {
+            carry_fetches(r, a, run, fetches);
+        }
     }
-    commit_record(1);
-}
-
-/* A load or store with the fetches that end with its instruction, in one record (MEMTAP_KIND_RUN_LOAD/STORE): half
- * the shared-memory traffic of a run record and an access record. `run` is the first fetch's run record (trace.h
- * gives the fields). */
-static void put_fused(uint16_t vcpu, const struct access *a, const struct memtap_record *run, uint32_t fetches)
-{
-    const struct memtap_insn *in = mt_insn_at(a->insn);
-    struct memtap_record *r = next_record();
-    *r = (struct memtap_record){.pos = a->pos, .icount = a->icount, .pc = in->vaddr, .vcpu = vcpu, .priv = in->priv};
-    fill_data(r, a, in);
-    bool fetch_paddr = run->flags & MEMTAP_RF_PADDR;
-    r->kind = a->flags & MEMTAP_EVF_STORE ? MEMTAP_KIND_RUN_STORE : MEMTAP_KIND_RUN_LOAD;
-    r->fetches = (uint16_t)fetches;
-    r->value = fetches < 16 ? run->value & ((1ull << (4 * fetches)) - 1) : run->value;
-    r->value_hi = fetch_paddr ? run->paddr : 0;
-    r->flags |= fetch_paddr ? MEMTAP_RF_RUN_PADDR : 0;
-    commit_record(fetches + 1);
+    commit_record(run ? fetches + 1 : 1);
 }
 
 /* The run record of the `fetches` fetches that end with instruction `insn`, if one run holds them and a run
@@ -576,11 +584,7 @@ void mt_ring_process(const struct mt_buffer *b)
                                .vaddr = b->vaddr[j], .paddr = b->paddr[j] + b->vaddr[j],
                                .value = data ? b->value[j] : 0, .value_hi = wide ? b->value_hi[wv++] : 0};
             j++;
-            if (run) {
-                put_fused(vcpu, &a, run, fetches);
-            } else {
-                put_access(vcpu, &a);
-            }
+            put_access(vcpu, &a, run, fetches);
         }
     }
     pthread_mutex_unlock(&lock);
