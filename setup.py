@@ -40,11 +40,11 @@ plugin = Extension(
     extra_link_args=["-flto", "-O2"],
 )
 
-# The cache simulator's core: a plain shared library that memtap.cachesim loads with ctypes.
+# The cache simulator's core: a plain shared library that memtap.analysis.cachesim loads with ctypes.
 cachesim = Extension(
-    "memtap.cachesim.libcachesim",
-    sources=["src/memtap/cachesim/core.c", "src/memtap/cachesim/tables.c"],
-    depends=["src/memtap/cachesim/core.h", "src/memtap/cachesim/tables.h"],
+    "memtap.analysis.cachesim.libcachesim",
+    sources=["src/memtap/analysis/cachesim/core.c", "src/memtap/analysis/cachesim/tables.c"],
+    depends=["src/memtap/analysis/cachesim/core.h", "src/memtap/analysis/cachesim/tables.h"],
     extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
 )
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 import memtap
-from memtap import cachesim
-from memtap.cachesim import Config, Level
-from memtap.layout import KIND_FETCH, KIND_LOAD, KIND_STORE
+from memtap.analysis import cachesim
+from memtap.analysis.cachesim import Config, Level
+from memtap.trace.layout import KIND_FETCH, KIND_LOAD, KIND_STORE
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))

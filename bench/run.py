@@ -29,10 +29,10 @@ from pathlib import Path
 from types import ModuleType
 
 import memtap
-from memtap import qemu
-from memtap.record import RecordOptions
-from memtap.record import run as record_run
-from memtap.ring_options import RingOptions, default_name
+from memtap.record import qemu
+from memtap.record.ring_options import RingOptions, default_name
+from memtap.record.runner import RecordOptions
+from memtap.record.runner import run as record_run
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -67,8 +67,8 @@ MODE_HELP = {
 # the records it counted per second of that is the rate it can keep up with.
 RING_PY_CLIENT = """
 import sys, time, numpy as np
-from memtap import ring
-from memtap.layout import (KIND_FETCH, KIND_FETCH_RUN, KIND_LOAD, KIND_NAMES, KIND_RUN_LOAD, KIND_RUN_STORE,
+from memtap.live import ring
+from memtap.trace.layout import (KIND_FETCH, KIND_FETCH_RUN, KIND_LOAD, KIND_NAMES, KIND_RUN_LOAD, KIND_RUN_STORE,
                            KIND_STORE)
 n = np.zeros(len(KIND_NAMES), np.int64)
 with ring.connect(sys.argv[1], timeout=30, expand=False) as c:

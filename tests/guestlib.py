@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from memtap import layout
-from memtap.reader import open_trace
+from memtap.trace import layout
+from memtap.trace.reader import open_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every guest arch. ARCHES is the first three, which every test covers; the record tests (exact, fault,

@@ -22,7 +22,9 @@ import pytest
 from guestlib import ROOT, guest, qemu_command
 
 import memtap
-from memtap import layout, ring, ring_runs
+from memtap.live import ring
+from memtap.live import runs as ring_runs
+from memtap.trace import layout
 
 
 def ring_name() -> str:
@@ -121,7 +123,7 @@ class Collector(threading.Thread):
         return self
 
     def records(self) -> np.ndarray:
-        return np.concatenate(self.batches) if self.batches else np.empty(0, memtap.layout.RECORD)
+        return np.concatenate(self.batches) if self.batches else np.empty(0, layout.RECORD)
 
 
 def file_digest(trace: Path, skip: int = 0) -> tuple[str, int, int | None]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from memtap import layout
-from memtap.cachesim import Config, Level, Simulator, ops, validate
+from memtap.analysis.cachesim import Config, Level, Simulator, ops, validate
 from memtap.errors import UserError
+from memtap.trace import layout
 
 A, B, C, D, E, F = (0x40 * i for i in range(6))
 

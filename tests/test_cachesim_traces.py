@@ -8,9 +8,9 @@ import pytest
 from guestlib import guest, memtap, qemu_command, record, symbols
 
 import memtap as mt
-from memtap import cachesim
-from memtap.cachesim import Config, Level
-from memtap.layout import KIND_FETCH, KIND_LOAD, KIND_STORE
+from memtap.analysis import cachesim
+from memtap.analysis.cachesim import Config, Level
+from memtap.trace.layout import KIND_FETCH, KIND_LOAD, KIND_STORE
 
 pycachesim = pytest.importorskip("cachesim")
 

@@ -15,11 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 from tracegen import Insn, TraceWriter, data_ev, exec_ev, simple_trace
 
-from memtap import layout as L
 from memtap.cli.main import main
 from memtap.errors import TraceError, UserError
-from memtap.export import export_csv, export_parquet, hex_array
-from memtap.reader import open_trace
+from memtap.export.tabular import export_csv, export_parquet, hex_array
+from memtap.trace import layout as L
+from memtap.trace.reader import open_trace
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 

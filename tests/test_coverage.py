@@ -20,7 +20,7 @@ from elftools.elf.elffile import ELFFile
 from guestlib import ARCHES, ROOT, disassembly, guest, instructions, memtap, record
 
 import memtap as mt
-from memtap.symbols import ElfSpec, Symbols, parse_elf_spec
+from memtap.analysis.symbols import ElfSpec, Symbols, parse_elf_spec
 
 SOURCE = ROOT / "guest" / "programs" / "cover.c"
 # Executions of each marked line and calls of each function, from what the program does.
@@ -386,7 +386,7 @@ def test_load_offset_shifts_every_lookup():
 
 def test_cache_misses_per_line(traces, tmp_path):
     """zen4's 32 KiB L1I and L3 dwarf the guest's code: every instruction line misses exactly once, cold."""
-    from memtap import cachesim
+    from memtap.analysis import cachesim
 
     arch = "riscv64"
     out = tmp_path / "cachegrind.out"

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memtap import layout
+from memtap.trace import layout
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = ROOT / "include" / "memtap" / "trace.h"
@@ -147,3 +147,22 @@ def test_ring_geometry_fits_cache_lines(c_values: tuple[dict[str, str], tuple]) 
     assert len(set(lines.values())) == len(lines)
     assert int(values["sizeof memtap_ring_consumer"]) == 64
     assert values["string MEMTAP_RING_MAGIC"] == "MEMTAPRG"
+
+
+def test_documented_names_are_the_stage_modules():
+    """memtap.layout, memtap.reader, memtap.ring and memtap.cachesim, the names README and docs/ use, are the very
+    modules of the package's stages, not copies."""
+    import memtap.analysis.cachesim
+    import memtap.cachesim
+    import memtap.layout
+    import memtap.live.ring
+    import memtap.reader
+    import memtap.ring
+    import memtap.trace.layout
+    import memtap.trace.reader
+
+    assert memtap.layout is memtap.trace.layout
+    assert memtap.reader is memtap.trace.reader
+    assert memtap.ring is memtap.live.ring and callable(memtap.ring.connect)
+    assert memtap.cachesim is memtap.analysis.cachesim and callable(memtap.cachesim.simulate)
+    assert memtap.open.__doc__ and memtap.trace.open_trace is memtap.trace.reader.open_trace

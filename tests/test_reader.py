@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from tracegen import Insn, TraceWriter, data_ev, exec_ev, mark_ev, simple_trace
 
-from memtap import layout as L
 from memtap.errors import TraceError, UserError
-from memtap.reader import open_trace
+from memtap.trace import layout as L
+from memtap.trace.reader import open_trace
 
 FIELDS = ("pos", "icount", "vcpu", "kind", "vaddr", "paddr", "size", "pc", "priv", "flags", "value")
 

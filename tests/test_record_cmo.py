@@ -11,7 +11,7 @@ import pytest
 from guestlib import guest, memtap, qemu_command, symbols
 
 import memtap as mt
-from memtap import layout as L
+from memtap.trace import layout as L
 
 CLEAN, INVAL, FLUSH, ZERO = L.CMO_CLEAN, L.CMO_INVALIDATE, L.CMO_FLUSH, L.CMO_ZERO
 PF_R, PF_W, PF_I, IC = L.CMO_PREFETCH_READ, L.CMO_PREFETCH_WRITE, L.CMO_PREFETCH_INSN, L.CMO_ICACHE_INVALIDATE

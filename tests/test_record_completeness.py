@@ -12,7 +12,7 @@ import pytest
 from guestlib import ALL_ARCHES, guest, record, symbols
 
 import memtap
-from memtap.layout import KIND_NAMES
+from memtap.trace.layout import KIND_NAMES
 
 # 32-bit arches without an 8-byte integer access: the compiler splits each volatile u64 access into two u32
 # accesses, in an order of its choosing (i386 stores the high half first, riscv32 the low half).

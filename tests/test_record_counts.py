@@ -12,8 +12,8 @@ from elftools.elf.elffile import ELFFile
 from guestlib import ARCHES, guest, instruction_at, instructions, memtap, qemu_command, record, symbols
 
 import memtap as mt
-from memtap.counts import insn_counts, summary
-from memtap.execution import execution_counts
+from memtap.analysis.execution import execution_counts
+from memtap.trace.counters import insn_counts, summary
 
 
 def function_range(elf, name: str) -> tuple[int, int]:

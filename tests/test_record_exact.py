@@ -11,7 +11,7 @@ import pytest
 from guestlib import ALL_ARCHES, guest, instructions, raw_events, record, symbols
 
 import memtap
-from memtap.layout import EV_DATA, EV_EXEC, KIND_NAMES, PRIV_MACHINE, PRIV_SUPERVISOR, RF_PADDR
+from memtap.trace.layout import EV_DATA, EV_EXEC, KIND_NAMES, PRIV_MACHINE, PRIV_SUPERVISOR, RF_PADDR
 
 # The level each guest's start code runs in: RISC-V machine mode (-bios none), AArch64 EL1, x86 CPL 0, Arm SVC mode,
 # PowerPC MSR[PR] = 0.
@@ -178,7 +178,7 @@ def test_privilege_follows_the_guest_into_user_mode(tmp_path, arch):
     """RISC-V: machine-mode code mrets into user mode, which ecalls back; AArch64: EL1 code erets into EL0, which
     comes back with svc; Arm: SVC-mode code returns into USR mode, which comes back with svc; PowerPC: supervisor
     code rfis into problem state, which comes back with sc. Each record carries its own level."""
-    from memtap.layout import KIND_FETCH, KIND_STORE, PRIV_USER
+    from memtap.trace.layout import KIND_FETCH, KIND_STORE, PRIV_USER
 
     elf = guest(arch, "priv")
     sym = {k: v & ~1 if arch == "arm-thumb" else v for k, v in symbols(elf).items()}

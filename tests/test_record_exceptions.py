@@ -12,7 +12,7 @@ import pytest
 from guestlib import guest, instructions, record, symbols
 
 import memtap
-from memtap import layout as L
+from memtap.trace import layout as L
 
 
 def records(tmp_path, arch, program, *options):

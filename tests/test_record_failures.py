@@ -159,7 +159,7 @@ def test_plugin_alone_overwrites_an_existing_file(tmp_path):
     """Used directly with -plugin (without memtap record), the plugin starts a fresh file of its own."""
     trace_path = tmp_path / "t.trace"
     trace_path.write_bytes(b"old contents " * 1000)
-    from memtap.qemu import plugin_option, plugin_path
+    from memtap.record.qemu import plugin_option, plugin_path
 
     cmd = qemu_command("riscv64", guest("riscv64", "seq"))
     cmd[1:1] = ["-plugin", plugin_option(plugin_path(), {"out": str(trace_path)})]
@@ -219,7 +219,7 @@ def test_hardware_accelerator_is_refused(tmp_path):
         assert "memtap traces TCG only" in one_line(proc.stderr)
     proc = memtap("record", "-o", str(tmp_path / "t"), "--", "qemu-system-riscv64", "-daemonize")
     assert proc.returncode == 1 and "remove -daemonize" in one_line(proc.stderr)
-    from memtap.record import hardware_accelerator
+    from memtap.record.runner import hardware_accelerator
 
     assert hardware_accelerator(["qemu-system-riscv64", "-accel", "tcg,thread=single", "-M", "virt"]) is None
 

@@ -10,7 +10,7 @@ import pytest
 from guestlib import ALL_ARCHES, guest, instruction_at, instructions, record, symbols
 
 import memtap
-from memtap.layout import KIND_EXCEPTION, KIND_FETCH
+from memtap.trace.layout import KIND_EXCEPTION, KIND_FETCH
 
 
 @pytest.mark.parametrize("arch", ALL_ARCHES)

@@ -8,7 +8,7 @@ from elftools.elf.elffile import ELFFile
 from guestlib import ARCHES, guest, record
 
 import memtap
-from memtap import layout as L
+from memtap.trace import layout as L
 
 PASSES = 1_000_000
 BAD_CONTROL = {   # the out-of-range control markers of guest/programs/markers.c

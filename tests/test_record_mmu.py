@@ -8,7 +8,7 @@ import pytest
 from guestlib import ALL_ARCHES, builder, guest, record, symbols
 
 import memtap
-from memtap.layout import KIND_NAMES, PRIV_SUPERVISOR, RF_PADDR
+from memtap.trace.layout import KIND_NAMES, PRIV_SUPERVISOR, RF_PADDR
 
 MMU_ARCHES = [a for a in ALL_ARCHES if builder().has_program(a, "mmu")]
 

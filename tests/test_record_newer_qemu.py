@@ -13,7 +13,7 @@ import pytest
 from guestlib import guest, instructions, newer_qemu, record, symbols
 
 import memtap
-from memtap import layout as L
+from memtap.trace import layout as L
 
 MMU_ARCHES = ("x86_64", "aarch64", "riscv64")   # the targets scripts/build-newer-qemu.sh builds
 

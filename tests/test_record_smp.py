@@ -7,7 +7,7 @@ import pytest
 from guestlib import ALL_ARCHES, guest, record, symbols
 
 import memtap
-from memtap.layout import KIND_STORE
+from memtap.trace.layout import KIND_STORE
 
 # ppc runs the smp guest under plain QEMU, but QEMU 10.0.2 itself crashes (SIGSEGV in generated code) as soon as
 # a secondary e500 CPU is released from the spin table while any plugin with per-vCPU inline operations is loaded.

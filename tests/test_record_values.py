@@ -6,7 +6,7 @@ import pytest
 from guestlib import ARCHES, guest, record, symbols
 
 import memtap
-from memtap.layout import KIND_NAMES
+from memtap.trace.layout import KIND_NAMES
 
 PATTERN = 0x0807060504030201   # what every arch's `seq` stores, then loads back
 

@@ -18,8 +18,16 @@ from ringlib import Collector, Recording, fake_ring, file_digest, ring_count, ri
 from test_record_completeness import expected as region_accesses
 
 import memtap
-from memtap.layout import KIND_FETCH, KIND_FETCH_RUN, KIND_LOAD, KIND_NAMES, KIND_RUN_LOAD, KIND_RUN_STORE, KIND_STORE
-from memtap.ring import shm_path
+from memtap.live.ring import shm_path
+from memtap.trace.layout import (
+    KIND_FETCH,
+    KIND_FETCH_RUN,
+    KIND_LOAD,
+    KIND_NAMES,
+    KIND_RUN_LOAD,
+    KIND_RUN_STORE,
+    KIND_STORE,
+)
 
 __all__ = ["fake_ring", "ring_count"]  # fixtures
 

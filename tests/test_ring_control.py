@@ -12,8 +12,8 @@ from guestlib import memtap as run_memtap
 from ringlib import Collector, Recording, file_digest, ring_name, wait_for_ring
 
 import memtap
-from memtap import ring
-from memtap.layout import KIND_FETCH, KIND_LOAD, KIND_MARKER, KIND_NAMES, KIND_STORE
+from memtap.live import ring
+from memtap.trace.layout import KIND_FETCH, KIND_LOAD, KIND_MARKER, KIND_NAMES, KIND_STORE
 
 
 def test_ctl_stop_start_mark_change_the_trace(tmp_path):

@@ -11,8 +11,8 @@ from guestlib import newer_qemu
 from ringlib import Collector, Recording, ring_dump, ring_name
 
 import memtap
-from memtap import layout as L
-from memtap import ring_runs
+from memtap.live import runs as ring_runs
+from memtap.trace import layout as L
 
 __all__ = ["ring_dump"]  # the fixture, imported for pytest
 

@@ -18,16 +18,17 @@ from guestlib import memtap as run_memtap
 from ringlib import Collector, Recording, fake_ring, file_digest, ring_name, wait_for_ring
 
 import memtap
-from memtap import layout as L
-from memtap import qemu, ring
 from memtap.errors import TraceError
+from memtap.live import ring
+from memtap.record import qemu
+from memtap.trace import layout as L
 
 __all__ = ["fake_ring"]  # fixture
 
 # A consumer that takes one batch and then holds it forever (its heartbeat thread keeps running).
 STUCK = """
 import sys, time
-from memtap import ring
+from memtap.live import ring
 c = ring.connect(sys.argv[1], timeout=30)
 c.next_batch()
 print("holding", flush=True)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import zstandard
 
-from memtap import layout as L
+from memtap.trace import layout as L
 
 DEFAULT_INFO = {
     "target": "riscv64",
@@ -61,6 +61,35 @@ def data_ev(insn: int, vaddr: int, pos: int, icount: int, *, size: int = 8, stor
 def mark_ev(insn: int, value: int, pos: int, icount: int) -> tuple:
     """MARK event: a MEMTAP_MARK(value) executed by instruction ``insn``."""
     return (value, 0, icount, pos, insn, L.EV_MARK, 0, 1, 0, 0)
+
+
+def events_to_columns(ev: np.ndarray, values: bool = False) -> bytes:
+    """The plugin's column encoding of EVENT rows (trace.h), written here from the specification rather than shared
+    with the reader, so a reader bug cannot hide behind the same bug in the writer."""
+    ev = np.asarray(ev, L.EVENT)
+    addressed = ev["kind"] != L.EV_EXEC
+    # Each difference is to the last record the previous event covered (an EXEC run: its last instruction).
+    last_icount = last_pos = 0
+    narrow: dict[str, list[int]] = {"icount": [], "pos": []}
+    wide: dict[str, list[int]] = {"icount": [], "pos": []}
+    for e in ev:
+        for name, last in (("icount", last_icount), ("pos", last_pos)):
+            d = (int(e[name]) - last) % (1 << 64)
+            narrow[name].append(min(d, L.WIDE))
+            if d >= L.WIDE:
+                wide[name].append(d)
+        run = int(e["count"]) - 1 if e["kind"] == L.EV_EXEC else 0
+        last_icount, last_pos = int(e["icount"]) + run, int(e["pos"]) + run
+    a = ev[addressed]
+    vaddr = a["vaddr"].astype(np.uint64)
+    parts = [ev["kind"].astype("u1"), ev["flags"].astype("u1"), ev["count"].astype("<u2"), ev["insn"].astype("<u4"),
+             np.array(narrow["icount"], "<u2"), np.array(narrow["pos"], "<u2"), vaddr.astype("<u8"),
+             (a["paddr"].astype(np.uint64) - vaddr).astype("<u8"),
+             np.array(wide["icount"], "<u8"), np.array(wide["pos"], "<u8")]
+    if values:
+        sixteen = (a["kind"] == L.EV_DATA) & ((a["flags"] & L.EVF_SIZE_MASK) == 4)
+        parts += [a["value"].astype("<u8"), a["value_hi"][sixteen].astype("<u8")]
+    return b"".join(np.ascontiguousarray(p).tobytes() for p in parts)
 
 
 _CHUNK_OPTIONS = frozenset({"codec", "bad_crc", "bad_magic", "bad_zstd", "cut", "seq"})
@@ -135,7 +164,7 @@ class TraceWriter:
     def events(self, vcpu: int, events: Iterable[tuple], **kw: Any) -> int:
         """EVENTS chunk of one vCPU (tuples from exec_ev / data_ev / mark_ev)."""
         arr = np.array(list(events), dtype=L.EVENT)
-        return self.chunk(L.CHUNK_EVENTS, L.events_to_columns(arr), count=len(arr), vcpu=vcpu, **kw)
+        return self.chunk(L.CHUNK_EVENTS, events_to_columns(arr), count=len(arr), vcpu=vcpu, **kw)
 
     def end(self, **kw: Any) -> int:
         """END chunk (marks the file complete): {"complete": true} plus the keyword arguments as totals."""

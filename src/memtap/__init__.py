@@ -14,7 +14,7 @@ __all__ = ["__version__", "open"]
 
 
 def open(path):  # noqa: A001 - memtap.open mirrors the builtin on purpose
-    """Opens a trace file; see memtap.reader.Trace."""
-    from memtap.reader import open_trace
+    """Opens a trace file; see memtap.trace.reader.Trace."""
+    from memtap.trace.reader import open_trace
 
     return open_trace(path)

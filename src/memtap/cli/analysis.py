@@ -6,10 +6,10 @@ import argparse
 import sys
 from typing import TextIO
 
+from memtap.analysis.execution import ExecutionCounts, execution_counts, has_fetches, merge
+from memtap.analysis.symbols import Symbols, Warn, default_warn, parse_elf_spec
 from memtap.errors import UserError
-from memtap.execution import ExecutionCounts, execution_counts, has_fetches, merge
-from memtap.reader import Trace, open_trace
-from memtap.symbols import Symbols, Warn, default_warn, parse_elf_spec
+from memtap.trace.reader import Trace, open_trace
 
 ELF_HELP = ("guest ELF file with its symbols and DWARF, FILE@OFFSET for an image that runs OFFSET bytes above its "
             "link addresses (decimal or 0x hex, may be negative); repeatable")

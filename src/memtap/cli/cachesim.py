@@ -7,10 +7,10 @@ import json
 import sys
 from typing import Any, TextIO
 
-from memtap.cachesim import Config, Level, load_config, preset, preset_names, simulate, with_options
-from memtap.cachesim.config import parse_size
+from memtap.analysis.cachesim import Config, Level, load_config, preset, preset_names, simulate, with_options
+from memtap.analysis.cachesim.config import parse_size
 from memtap.errors import UserError
-from memtap.reader import open_trace
+from memtap.trace.reader import open_trace
 
 DEFAULT_PRESET = "zen4"
 _FLAGS = {"lru": ("replacement", "lru"), "fifo": ("replacement", "fifo"), "random": ("replacement", "random"),
@@ -91,7 +91,7 @@ def build_config(args: argparse.Namespace) -> Config:
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Simulate the whole trace in its global order and print the result."""
-    from memtap.cachesim.report import format_result
+    from memtap.analysis.cachesim.report import format_result
 
     out = sys.stdout if out is None else out
     try:
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if (args.trace is None) == (args.ring is None):
         raise UserError("give either a trace file or --ring NAME")
     if args.ring is not None:
-        from memtap.ring import connect
+        from memtap.live.ring import connect
 
         with connect(args.ring) as consumer:   # each batch is simulated before the next is asked for
             res = simulate(consumer, cfg)

@@ -6,9 +6,9 @@ import argparse
 import sys
 from typing import Any
 
+from memtap.analysis.coverage import coverage, write_gcov_text, write_lcov
+from memtap.analysis.symbols import default_warn
 from memtap.cli.analysis import add_elf_argument, load_symbols, merged_counts, output
-from memtap.coverage import coverage, write_gcov_text, write_lcov
-from memtap.symbols import default_warn
 
 WRITERS = {"lcov": write_lcov, "gcov-text": write_gcov_text}
 

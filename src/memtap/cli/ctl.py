@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from memtap.errors import UserError
-from memtap.ring import Status, open_ring
+from memtap.live.ring import Status, open_ring
 
 COMMANDS = ("start", "stop", "status", "mark")
 

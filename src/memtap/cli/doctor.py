@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from memtap import qemu
 from memtap.errors import UserError
+from memtap.record import qemu
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

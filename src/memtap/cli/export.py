@@ -7,7 +7,7 @@ from typing import Any
 
 from memtap.cli.selection import add_selection_arguments, open_selected, silence_stdout
 from memtap.errors import UserError
-from memtap.export import FORMATS, export, format_from_path
+from memtap.export.tabular import FORMATS, export, format_from_path
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from memtap.analysis.profile import build_profile, by_function, by_line, cache_events, write_cachegrind, write_table
+from memtap.analysis.symbols import default_warn
 from memtap.cli.analysis import add_elf_argument, load_symbols, merged_counts, output
 from memtap.errors import UserError
-from memtap.profile import build_profile, by_function, by_line, cache_events, write_cachegrind, write_table
-from memtap.reader import Trace
-from memtap.symbols import default_warn
+from memtap.trace.reader import Trace
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _cache_misses(which: str, traces: list[Trace]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Simulate each trace (in global order, from a cold hierarchy) and return its misses per pc."""
-    from memtap import cachesim
+    from memtap.analysis import cachesim
 
     config = cachesim.load_config(which) if Path(which).is_file() else cachesim.preset(which)
     results = [cachesim.simulate(t.batches(order="pos"), config, vcpus=max(t.vcpus, default=0) + 1)

@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 from memtap.errors import MemtapError, UserError
-from memtap.record import ADDRESS_MODES, EVENT_NAMES, RecordOptions
-from memtap.record import run as run_qemu
-from memtap.ring_options import add_arguments as add_ring_arguments
-from memtap.ring_options import from_args as ring_from_args
+from memtap.record.ring_options import add_arguments as add_ring_arguments
+from memtap.record.ring_options import from_args as ring_from_args
+from memtap.record.runner import ADDRESS_MODES, EVENT_NAMES, RecordOptions
+from memtap.record.runner import run as run_qemu
 
 
 def events_arg(text: str) -> tuple[str, ...]:
@@ -85,7 +85,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def summarize(path: Path) -> tuple[str, bool]:
     """One line on what the trace holds, and whether it is complete; checks every chunk's checksum."""
-    from memtap.reader import open_trace
+    from memtap.trace.reader import open_trace
 
     trace = open_trace(path)
     scan = trace.scan()

@@ -7,9 +7,9 @@ import os
 import sys
 from typing import Any
 
-from memtap import layout as L
 from memtap.errors import UserError
-from memtap.reader import Trace, open_trace, parse_kinds
+from memtap.trace import layout as L
+from memtap.trace.reader import Trace, open_trace, parse_kinds
 
 
 def parse_int(text: str, what: str) -> int:

@@ -7,9 +7,9 @@ import json
 import sys
 from typing import Any, TextIO
 
-from memtap import counts
-from memtap.reader import open_trace
-from memtap.stats import compute_stats, format_stats
+from memtap.analysis.summary import compute_stats, format_stats
+from memtap.trace import counters
+from memtap.trace.reader import open_trace
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = sys.stdout if out is None else out
     trace = open_trace(args.trace)
     if trace.counts_mode:
-        s, fmt = counts.summary(trace), counts.format_summary
+        s, fmt = counters.summary(trace), counters.format_summary
     else:
         s, fmt = compute_stats(trace), format_stats
     try:

@@ -19,8 +19,8 @@ from rich.live import Live
 from rich.table import Table
 
 from memtap.errors import UserError
-from memtap.layout import KIND_LOAD, KIND_NAMES, KIND_STORE
-from memtap.ring import Consumer, connect
+from memtap.live.ring import Consumer, connect
+from memtap.trace.layout import KIND_LOAD, KIND_NAMES, KIND_STORE
 
 
 def add_parser(sub: Any) -> None:

@@ -8,13 +8,13 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from memtap import layout as L
-from memtap import qemtrace
+from memtap.analysis.symbols import default_warn
 from memtap.cli.analysis import add_elf_argument, load_symbols
 from memtap.cli.selection import add_selection_arguments, open_selected, silence_stdout
 from memtap.errors import UserError
-from memtap.reader import DEFAULT_BATCH_SIZE
-from memtap.symbols import default_warn
+from memtap.export import qemtrace
+from memtap.trace import layout as L
+from memtap.trace.reader import DEFAULT_BATCH_SIZE
 
 _PRIVS = ("user", "supervisor", "hypervisor", "machine", "unknown")
 

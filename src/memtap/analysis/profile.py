@@ -14,8 +14,8 @@ from typing import TextIO
 
 import numpy as np
 
-from memtap.execution import ExecutionCounts
-from memtap.symbols import Symbols
+from memtap.analysis.execution import ExecutionCounts
+from memtap.analysis.symbols import Symbols
 
 BASE_EVENTS = ("Ir", "Dr", "Dw")
 UNKNOWN = "???"  # cachegrind's name for an unknown file or function

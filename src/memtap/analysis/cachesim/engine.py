@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from memtap import layout
-from memtap.cachesim import native
-from memtap.cachesim.config import Config, validate
+from memtap.analysis.cachesim import native
+from memtap.analysis.cachesim.config import Config, validate
 from memtap.errors import MemtapError, UserError
+from memtap.trace import layout
 
 MISS_ROW = np.dtype([("pc", "<u8"), ("fetch", "<u8"), ("load", "<u8"), ("store", "<u8")])
 RANGE_ROW = np.dtype([("start", "<u8"), ("fetch", "<u8"), ("load", "<u8"), ("store", "<u8")])

@@ -17,11 +17,12 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from memtap import __version__, qemu
+from memtap import __version__
 from memtap.errors import UserError
-from memtap.layout import FILE_MAGIC, FORMAT_VERSION
-from memtap.ring import remove_stale
-from memtap.ring_options import RingOptions
+from memtap.live.ring import remove_stale
+from memtap.record import qemu
+from memtap.record.ring_options import RingOptions
+from memtap.trace.layout import FILE_MAGIC, FORMAT_VERSION
 
 EVENT_NAMES = ("fetch", "load", "store")
 ADDRESS_MODES = ("virtual", "physical", "both")

@@ -1,7 +1,7 @@
 """memtap's cache-hierarchy simulator: a native core driven by whole batches of trace records.
 
     >>> import memtap
-    >>> from memtap import cachesim
+    >>> from memtap.analysis import cachesim
     >>> cfg = cachesim.preset("zen4")                       # or cachesim.load_config("my.toml")
     >>> res = cachesim.simulate(memtap.open("run.trace").batches(order="pos"), cfg)
     >>> res.levels                                          # ['L1I', 'L1D', 'L2', 'L3']
@@ -38,8 +38,8 @@ miss) and, with ``classify``, the set of lines seen (bounded by the trace's foot
 
 from __future__ import annotations
 
-from memtap.cachesim.config import Config, Level, load_config, preset, preset_names, validate, with_options
-from memtap.cachesim.engine import Result, Simulator, ops, simulate
+from memtap.analysis.cachesim.config import Config, Level, load_config, preset, preset_names, validate, with_options
+from memtap.analysis.cachesim.engine import Result, Simulator, ops, simulate
 
 __all__ = ["Config", "Level", "Result", "Simulator", "load_config", "ops", "preset", "preset_names",
            "simulate", "validate", "with_options"]

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from memtap import layout as L
-from memtap.reader import DEFAULT_BATCH_SIZE, Trace, priv_index
+from memtap.trace import layout as L
+from memtap.trace.reader import DEFAULT_BATCH_SIZE, Trace, priv_index
 
 LINE_SHIFT = 6  # 64-byte cache lines
 PAGE_SHIFT = 12  # 4 KiB pages

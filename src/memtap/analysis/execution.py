@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memtap import layout as L
-from memtap.counts import insn_counts
-from memtap.reader import Trace
+from memtap.trace import layout as L
+from memtap.trace.counters import insn_counts
+from memtap.trace.reader import Trace
 
 # Partial per-batch results are folded into the running total once they hold this many rows beyond it.
 _FOLD_ROWS = 1 << 20

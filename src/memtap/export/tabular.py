@@ -20,9 +20,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from memtap import layout as L
 from memtap.errors import UserError
-from memtap.reader import ARROW_COLUMNS, Trace, arrow_schema, records_to_arrow
+from memtap.trace import layout as L
+from memtap.trace.reader import ARROW_COLUMNS, Trace, arrow_schema, records_to_arrow
 
 FORMATS = ("csv", "parquet")
 DEFAULT_ROW_GROUP = 1 << 20

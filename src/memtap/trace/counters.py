@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from memtap import layout as L
-from memtap.reader import Trace
+from memtap.trace import layout as L
+from memtap.trace.reader import Trace
 
 
 @dataclass(frozen=True)

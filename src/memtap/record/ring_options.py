@@ -8,8 +8,8 @@ import secrets
 from dataclasses import dataclass
 
 from memtap.errors import UserError
-from memtap.layout import RING_MAX_CONSUMERS
-from memtap.ring import shm_path
+from memtap.live.ring import shm_path
+from memtap.trace.layout import RING_MAX_CONSUMERS
 
 DEATH_POLICIES = ("continue", "stop")
 FETCH_FORMS = ("runs", "records")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from memtap import layout as L
+from memtap.trace import layout as L
 
 # memtap cache operation -> (line prefix, QEMTrace event letter)
 _EVENT = {

@@ -13,8 +13,8 @@ from typing import TextIO
 
 import numpy as np
 
-from memtap.execution import ExecutionCounts
-from memtap.symbols import Symbols, Warn
+from memtap.analysis.execution import ExecutionCounts
+from memtap.analysis.symbols import Symbols, Warn
 
 
 @dataclass(frozen=True)

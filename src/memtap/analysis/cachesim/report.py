@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memtap.cachesim.engine import Result
+from memtap.analysis.cachesim.engine import Result
 
 
 def human_size(n: int) -> str:

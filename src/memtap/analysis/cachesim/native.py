@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from memtap import layout
 from memtap.errors import MemtapError
+from memtap.trace import layout
 
 LIBRARY = Path(__file__).with_name("libcachesim.so")
 
