@@ -433,3 +433,21 @@ def test_arrow_and_pandas(simple: Path) -> None:
     assert str(df["paddr"].dtype) == "UInt64"
     assert df["paddr"].iloc[0] == 0x80008000 and df["paddr"].isna().iloc[1]
     assert t.to_arrow(vcpus=[5]).num_rows == 0
+
+
+def test_columns_are_the_records_fields(tmp_path: Path) -> None:
+    """columns() gives exactly the records' fields that were asked for, batch by batch."""
+    path = tmp_path / "t.trace"
+    with TraceWriter(path) as w:
+        w.info()
+        w.insns([Insn(0x1000), Insn(0x1004)])
+        w.events(0, [exec_ev(0, 1, pos=0, icount=1), data_ev(1, 0x8000, pos=2, icount=2, store=True, fetches=1)])
+        w.end()
+    t = open_trace(path)
+    whole = t.records()
+    got = list(t.columns(["vaddr", "kind"], batch_rows=2))
+    assert [sorted(b) for b in got] == [["kind", "vaddr"], ["kind", "vaddr"]]
+    assert np.concatenate([b["vaddr"] for b in got]).tolist() == whole["vaddr"].tolist() == [0x1000, 0x1004, 0x8000]
+    assert np.concatenate([b["kind"] for b in got]).tolist() == [L.KIND_FETCH, L.KIND_FETCH, L.KIND_STORE]
+    with pytest.raises(UserError, match="unknown record column 'bogus'"):
+        next(t.columns(["bogus"]))

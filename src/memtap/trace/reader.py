@@ -626,6 +626,19 @@ class Trace:
                     if len(b):
                         yield b
 
+    def columns(self, names: Iterable[str] | None = None, **kwargs: Any) -> Iterator[dict[str, np.ndarray]]:
+        """Yield the selected records as batches of columns: {name: numpy array}, all of one length, only the
+        ``names`` asked for (RECORD field names; default all). Takes ``batches``' selection keywords, with
+        ``batch_rows`` for its ``batch_size``."""
+        wanted = list(L.RECORD.names if names is None else names)
+        unknown = [n for n in wanted if n not in L.RECORD.names]
+        if unknown:
+            raise UserError(f"unknown record column {unknown[0]!r} (choose from {', '.join(L.RECORD.names)})")
+        if "batch_rows" in kwargs:
+            kwargs["batch_size"] = kwargs.pop("batch_rows")
+        for b in self.batches(**kwargs):
+            yield {n: np.ascontiguousarray(b[n]) for n in wanted}
+
     def records(self, **kwargs: Any) -> np.ndarray:
         """All matching records as one RECORD array (memory grows with the result: filter first)."""
         parts = list(self.batches(**kwargs))
