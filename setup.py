@@ -48,4 +48,12 @@ cachesim = Extension(
     extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
 )
 
-setup(ext_modules=[plugin, cachesim], cmdclass={"build_ext": BuildPlugin})
+# The export core: CSV formatting of record columns, loaded by memtap.export.csv with ctypes.
+export = Extension(
+    "memtap.export.libexport",
+    sources=["src/memtap/export/csv.c"],
+    depends=["src/memtap/export/csv.h"],
+    extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
+)
+
+setup(ext_modules=[plugin, cachesim, export], cmdclass={"build_ext": BuildPlugin})

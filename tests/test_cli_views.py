@@ -17,7 +17,8 @@ from tracegen import Insn, TraceWriter, data_ev, exec_ev, simple_trace
 
 from memtap.cli.main import main
 from memtap.errors import TraceError, UserError
-from memtap.export.tabular import export_csv, export_parquet, hex_array
+from memtap.export.csv import csv_text
+from memtap.export.tabular import export_csv, export_parquet
 from memtap.trace import layout as L
 from memtap.trace.reader import open_trace
 
@@ -204,11 +205,16 @@ def test_stats_text(simple: Path, capsys: pytest.CaptureFixture[str]) -> None:
 # --- export ---------------------------------------------------------------------------------------------
 
 
-def test_hex_array() -> None:
+def test_csv_number_formats() -> None:
+    """The C formatter's edges: no leading zeros in hex (one digit for 0), the widest values, nulls empty."""
     vals = np.array([0, 1, 0xF, 0x10, 0xFFFFFFFFFFFFFFFF, 0x80001008, 5], np.uint64)
-    valid = np.array([1, 1, 1, 1, 1, 1, 0], bool)
-    assert hex_array(vals, valid).to_pylist() == ["0x0", "0x1", "0xf", "0x10", "0xffffffffffffffff",
-                                                  "0x80001008", None]
+    flags = np.array([2, 3, 3, 3, 3, 3, 1], np.uint8)   # RF_PADDR 2, RF_IO 1
+    cols = {"pos": vals, "vaddr": vals, "paddr": vals, "flags": flags,
+            "kind": np.array([1, 2, 0, 0, 0, 0, 0], np.uint8), "value": np.zeros(7, np.uint64)}
+    text = b"".join(bytes(p) for p in csv_text(cols, ["pos", "paddr", "kind", "io"])).decode()
+    assert text.splitlines() == ["0,0x0,load,false", "1,0x1,store,true", "15,0xf,fetch,true",
+                                 "16,0x10,fetch,true", "18446744073709551615,0xffffffffffffffff,fetch,true",
+                                 "2147487752,0x80001008,fetch,true", "5,,fetch,true"]
 
 
 def test_export_csv_file(simple: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

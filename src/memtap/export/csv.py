@@ -1,0 +1,112 @@
+"""CSV export: the columns of ``to_arrow`` as text, formatted by a small C core (csv.c, libexport.so).
+
+Rules (README, docs/format.md): a header line of the column names; integers in decimal, except the addresses
+vaddr, paddr and pc as 0x-prefixed lowercase hex; kind and priv by name; io, atomic and exclusive as true/false;
+a null (what the Arrow form leaves null) as an empty field; nothing is quoted (no field can hold a comma).
+pyarrow's CSV writer printed 2.2 M rows/s here, and the hex strings it needs 1 M rows/s on top, where this core
+prints tens of millions (bench/RESULTS.md); the null rules stay in one place, memtap.trace.arrow.validity.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Iterator, Sequence
+from functools import cache
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from memtap.errors import MemtapError
+from memtap.trace import layout as L
+from memtap.trace.arrow import ARROW_COLUMNS, FLAG_BITS, check_columns, source_columns, validity
+from memtap.trace.reader import Trace
+
+LIBRARY = Path(__file__).with_name("libexport.so")
+HEX_COLUMNS = ("vaddr", "paddr", "pc")
+BUFFER_BYTES = 8 << 20
+NAME_WIDTH = 16   # csv.h MX_NAME_WIDTH
+DEC, HEX, BOOL, NAME = range(4)   # csv.h enum mx_format
+
+
+class Column(ctypes.Structure):
+    """struct mx_column (csv.h)."""
+
+    _fields_ = [("data", ctypes.c_void_p), ("valid", ctypes.c_void_p), ("names", ctypes.c_void_p),
+                ("width", ctypes.c_uint8), ("format", ctypes.c_uint8), ("mask", ctypes.c_uint8),
+                ("reserved", ctypes.c_uint8 * 5)]
+
+
+@cache
+def lib() -> ctypes.CDLL:
+    """The loaded core; a MemtapError when it was not built."""
+    try:
+        so = ctypes.CDLL(str(LIBRARY))
+    except OSError as exc:
+        raise MemtapError(f"the export core is not built ({exc}); reinstall memtap") from None
+    so.mx_csv.restype = ctypes.c_size_t
+    so.mx_csv.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p,
+                          ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)]
+    return so
+
+
+def _name_table(name: Any) -> np.ndarray:
+    """256 NUL-padded names, one per u8 code."""
+    table = np.zeros((256, NAME_WIDTH), np.uint8)
+    for code in range(256):
+        text = name(code).encode()
+        table[code, : len(text)] = np.frombuffer(text, np.uint8)
+    return table
+
+
+_KINDS = _name_table(lambda k: L.KIND_NAMES[k] if k < len(L.KIND_NAMES) else str(k))
+_PRIVS = _name_table(L.priv_name)
+
+
+def header(names: Sequence[str] = ARROW_COLUMNS) -> bytes:
+    return (",".join(names) + "\n").encode()
+
+
+def csv_text(cols: dict[str, np.ndarray], names: Sequence[str] = ARROW_COLUMNS) -> Iterator[memoryview]:
+    """One batch of record columns (holding ``source_columns(names)``) as CSV lines, in pieces of at most
+    BUFFER_BYTES; each piece is valid until the next is asked for."""
+    n = len(next(iter(cols.values())))
+    keep: list[np.ndarray] = []   # the arrays the C side reads, alive until it is done
+    spec = (Column * len(names))()
+    for c, name in zip(spec, names, strict=True):
+        valid = validity(name, cols)
+        if valid is not None:
+            keep.append(valid)
+            c.valid = valid.ctypes.data
+        if name in FLAG_BITS:
+            data, c.format, c.mask = cols["flags"], BOOL, FLAG_BITS[name]
+        elif name == "value_hi" and "value_hi" not in cols:
+            data, c.format = cols["flags"], DEC    # every row null: the data is never read
+        elif name in ("kind", "priv"):
+            data, c.format = cols[name], NAME
+            c.names = (_KINDS if name == "kind" else _PRIVS).ctypes.data
+        else:
+            data, c.format = cols[name], HEX if name in HEX_COLUMNS else DEC
+        data = np.ascontiguousarray(data)
+        keep.append(data)
+        c.data, c.width = data.ctypes.data, data.itemsize
+    buf = np.empty(BUFFER_BYTES, np.uint8)
+    rows = ctypes.c_size_t()
+    first = 0
+    while first < n:
+        used = lib().mx_csv(spec, len(names), first, n, buf.ctypes.data, len(buf), ctypes.byref(rows))
+        first += rows.value
+        yield memoryview(buf)[:used]
+
+
+def write_csv(trace: Trace, sink: IO[bytes], names: Sequence[str] | None = None, **selection: Any) -> int:
+    """Write the header and the selected records' lines to a binary file object; returns the row count."""
+    names = check_columns(names)
+    sources = source_columns(names, bool(trace.info.get("values")))
+    sink.write(header(names))
+    rows = 0
+    for cols in trace.columns(sources, **selection):
+        for piece in csv_text(cols, names):
+            sink.write(piece)
+        rows += len(cols[sources[0]])
+    return rows
