@@ -50,22 +50,44 @@ class Simulator:
                 raise MemtapError(f"cache simulator: out of memory for {n} vCPUs")
             self.vcpus = n
 
-    def feed(self, batch: np.ndarray) -> None:
-        """Simulate one batch of layout.RECORD records (records of every vCPU, in global order)."""
-        if batch.dtype != layout.RECORD:
-            raise UserError(f"cache simulator: expected records of dtype layout.RECORD, got {batch.dtype}")
-        if not len(batch):
+    def input_columns(self) -> list[str]:
+        """The record columns this hierarchy reads (``Trace.columns`` names): paddr only with physical addresses,
+        pc only for the miss maps."""
+        return [n for n in native.COLUMNS
+                if not (n == "paddr" and not self._use_paddr) and not (n == "pc" and not self.config.track)]
+
+    def feed(self, batch: np.ndarray | dict[str, np.ndarray]) -> None:
+        """Simulate one batch of records of every vCPU in global order: a layout.RECORD array, or columns as
+        ``Trace.columns`` yields them (a dict of equal-length arrays; missing columns read as zeros)."""
+        if isinstance(batch, dict):
+            cols = {n: batch[n] for n in native.COLUMNS if n in batch}
+        elif isinstance(batch, np.ndarray) and batch.dtype == layout.RECORD:
+            cols = {n: batch[n] for n in native.COLUMNS}   # views into the records: their stride is the record's
+        else:
+            raise UserError("cache simulator: expected layout.RECORD records or a dict of record columns, got "
+                            f"{getattr(batch, 'dtype', type(batch).__name__)}")
+        lengths = {len(c) for c in cols.values()}
+        if len(lengths) > 1:
+            raise UserError("cache simulator: columns of different lengths")
+        n = lengths.pop() if lengths else 0
+        if not n:
             return
-        batch = np.ascontiguousarray(batch)
+        spec = native.Columns()
+        arrays = {}   # what the core reads, alive until it is done
+        for name, arr in cols.items():
+            arr = np.asarray(arr)
+            if arr.dtype != native.COLUMNS[name] or arr.ndim != 1:
+                arr = np.ascontiguousarray(arr, native.COLUMNS[name])
+            arrays[name] = arr
+            setattr(spec, name, native.Column(arr.ctypes.data, arr.strides[0]))
         done = 0
         while True:
-            done += self._lib.ms_run_records(self._sim, batch.ctypes.data + done * batch.itemsize,
-                                             len(batch) - done, batch.itemsize, self._kind_to_op.ctypes.data,
-                                             self._use_paddr)
-            if done == len(batch):
+            done = self._lib.ms_run_columns(self._sim, ctypes.byref(spec), done, n, self._kind_to_op.ctypes.data,
+                                            self._use_paddr)
+            if done == n:
                 break
-            self.ensure_vcpus(int(batch["vcpu"][done]) + 1)  # the core stopped at a vCPU new to it
-        self.records += len(batch)
+            self.ensure_vcpus(int(arrays["vcpu"][done]) + 1)  # the core stopped at a vCPU new to it
+        self.records += n
 
     def feed_ops(self, ops: np.ndarray) -> None:
         """Simulate an array of native.INPUT ops (see ops())."""
@@ -132,11 +154,20 @@ def ops(rows: Iterable[tuple]) -> np.ndarray:
     return out
 
 
-def simulate(batches: Iterable[np.ndarray], config: Config, vcpus: int = 1) -> Result:
-    """Simulate every batch of layout.RECORD records (e.g. Trace.batches(order='pos') or a ring) in order."""
+def simulate(batches: Iterable[np.ndarray | dict[str, np.ndarray]], config: Config, vcpus: int = 1) -> Result:
+    """Simulate every batch in order: layout.RECORD records (a live ring, Trace.batches(order='pos')) or column
+    dicts (Trace.columns(..., order='pos'))."""
     with Simulator(config, vcpus) as sim:
         for batch in batches:
             sim.feed(batch)
+        return sim.result()
+
+
+def simulate_trace(trace: Any, config: Config) -> Result:
+    """Simulate a trace file in its global order, decoding only the record columns the hierarchy reads."""
+    with Simulator(config, max(1, int(trace.info.get("smp_vcpus", 1)))) as sim:
+        for cols in trace.columns(sim.input_columns(), order="pos"):
+            sim.feed(cols)
         return sim.result()
 
 

@@ -38,15 +38,27 @@ INPUT = np.dtype({"names": ["addr", "pc", "size", "vcpu", "op"],
                   "formats": ["<u8", "<u8", "<u4", "<u2", "u1"],
                   "offsets": [0, 8, 16, 20, 22], "itemsize": 24})
 
-# struct ms_record: the offsets of the RECORD fields the core reads (records are RECORD.itemsize apart).
-RECORD_OFFSETS = {"pos": 0, "icount": 8, "vaddr": 16, "paddr": 24, "pc": 32, "value": 40, "vcpu": 48, "kind": 50,
-                  "size": 51, "priv": 52, "flags": 53}
+# struct ms_columns: the record fields the core reads, in the struct's order, with the dtype each must have.
+COLUMNS = {"kind": np.dtype("u1"), "vcpu": np.dtype("<u2"), "size": np.dtype("u1"), "flags": np.dtype("u1"),
+           "vaddr": np.dtype("<u8"), "paddr": np.dtype("<u8"), "pc": np.dtype("<u8"), "value": np.dtype("<u8")}
+
+
+class Column(ctypes.Structure):
+    """struct ms_column: values ``stride`` bytes apart; data None: absent (zeros)."""
+
+    _fields_ = [("data", ctypes.c_void_p), ("stride", ctypes.c_size_t)]
+
+
+class Columns(ctypes.Structure):
+    """struct ms_columns."""
+
+    _fields_ = [(name, Column) for name in COLUMNS]
 
 
 @cache
 def lib() -> ctypes.CDLL:
-    """The loaded core; a MemtapError when it was not built (or when layout.RECORD moved a field it reads)."""
-    if any(layout.RECORD.fields[k][1] != off for k, off in RECORD_OFFSETS.items()):
+    """The loaded core; a MemtapError when it was not built (or when layout.RECORD changed a field it reads)."""
+    if any(layout.RECORD.fields[k][0] != dt for k, dt in COLUMNS.items()):
         raise MemtapError("the cache simulator core does not match memtap.layout.RECORD; rebuild memtap")
     try:
         so = ctypes.CDLL(str(LIBRARY))
@@ -57,7 +69,7 @@ def lib() -> ctypes.CDLL:
         "ms_new": (p, [ctypes.POINTER(LevelCfg), ctypes.c_int, ctypes.POINTER(Options)]),
         "ms_free": (None, [p]),
         "ms_ensure_vcpus": (ctypes.c_int, [p, ctypes.c_int]),
-        "ms_run_records": (ctypes.c_size_t, [p, p, ctypes.c_size_t, ctypes.c_size_t, p, ctypes.c_int]),
+        "ms_run_columns": (ctypes.c_size_t, [p, p, ctypes.c_size_t, ctypes.c_size_t, p, ctypes.c_int]),
         "ms_run_inputs": (ctypes.c_size_t, [p, p, ctypes.c_size_t]),
         "ms_counters": (u64p, [p, ctypes.c_int, ctypes.c_int]),
         "ms_op_counts": (u64p, [p, ctypes.c_int]),
