@@ -184,6 +184,14 @@ def test_duckdb_queries_the_arrow_stream_like_stats(smp: Path) -> None:
     assert {str(v): m for v, m in got} == s["instructions"]["max_icount_by_vcpu"]
 
 
+def test_polars_reads_the_arrow_stream_like_stats(smp: Path) -> None:
+    pl = pytest.importorskip("polars")
+    df = pl.from_arrow(mt.open(smp).to_arrow_reader(["vcpu", "kind"]))
+    got = df.group_by(["vcpu", "kind"]).len().rows()
+    assert {(v, str(k)): c for v, k, c in got} == stats_by_vcpu_kind(smp)
+    assert dict(df.schema) == {"vcpu": pl.UInt16, "kind": pl.Categorical}
+
+
 # --- partitioned datasets ----------------------------------------------------------------------------------------
 
 

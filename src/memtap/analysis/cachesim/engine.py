@@ -16,6 +16,7 @@ from memtap.trace import layout
 MISS_ROW = np.dtype([("pc", "<u8"), ("fetch", "<u8"), ("load", "<u8"), ("store", "<u8")])
 RANGE_ROW = np.dtype([("start", "<u8"), ("fetch", "<u8"), ("load", "<u8"), ("store", "<u8")])
 MESI = ("I", "S", "E", "M")
+BATCH_ROWS = 1 << 20   # records per call into the core when reading a file: a few tens of MB of columns
 
 
 class Simulator:
@@ -166,7 +167,7 @@ def simulate(batches: Iterable[np.ndarray | dict[str, np.ndarray]], config: Conf
 def simulate_trace(trace: Any, config: Config) -> Result:
     """Simulate a trace file in its global order, decoding only the record columns the hierarchy reads."""
     with Simulator(config, max(1, int(trace.info.get("smp_vcpus", 1)))) as sim:
-        for cols in trace.columns(sim.input_columns(), order="pos"):
+        for cols in trace.columns(sim.input_columns(), order="pos", batch_rows=BATCH_ROWS):
             sim.feed(cols)
         return sim.result()
 
