@@ -48,11 +48,12 @@ cachesim = Extension(
     extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
 )
 
-# The export core: CSV formatting of record columns, loaded by memtap.export.csv with ctypes.
+# The export core: CSV text and Parquet pages of record columns, loaded by memtap.export with ctypes.
 export = Extension(
     "memtap.export.libexport",
-    sources=["src/memtap/export/csv.c"],
-    depends=["src/memtap/export/csv.h"],
+    sources=["src/memtap/export/csv.c", "src/memtap/export/parquet.c"],
+    depends=["src/memtap/export/csv.h", "src/memtap/export/parquet.h"],
+    libraries=["zstd"],
     extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
 )
 

@@ -84,9 +84,12 @@ def test_parquet_schema_encodings_statistics_and_metadata(simple: Path, tmp_path
         assert {c.compression for c in cols.values()} == {"ZSTD"}
         for name in ("kind", "priv", "size"):
             assert cols[name].has_dictionary_page and "RLE_DICTIONARY" in cols[name].encodings, name
-        assert "DELTA_BINARY_PACKED" in cols["pos"].encodings and "DELTA_BINARY_PACKED" in cols["icount"].encodings
-        for name in ("vaddr", "paddr", "pc", "value", "value_hi"):
-            assert "BYTE_STREAM_SPLIT" in cols[name].encodings and not cols[name].has_dictionary_page, name
+        for name in ("pos", "icount", "vcpu", "pc"):
+            assert cols[name].encodings == ("RLE", "DELTA_BINARY_PACKED"), name
+        for name in ("vaddr", "paddr", "value", "value_hi"):
+            assert cols[name].encodings == ("RLE", "BYTE_STREAM_SPLIT") and not cols[name].has_dictionary_page
+        for name in ("io", "atomic", "exclusive"):
+            assert cols[name].encodings == ("PLAIN", "RLE") and not cols[name].has_dictionary_page
         for name in ("pos", "icount", "vcpu", "vaddr", "paddr", "pc"):
             assert cols[name].is_stats_set, name
             # vCPU 1's group has no physical address: nothing to take a min and max of.
@@ -274,3 +277,78 @@ def test_csv_to_a_file_object_in_small_batches(simple: Path) -> None:
     assert buf.getvalue().decode().splitlines() == [
         "pos,kind,paddr", "0,fetch,", "1,fetch,", "2,fetch,", "3,load,0x80008000", "4,fetch,", "5,fetch,",
         "6,store,", "7,fetch,", "8,marker,"]
+
+
+# --- the writer's encodings against two independent readers ------------------------------------------------------
+
+
+def _random_columns(n: int, seed: int) -> dict[str, np.ndarray]:
+    """Record columns exercising every encoding's edges: 64-bit extremes and wrapping deltas, long runs and short
+    ones, nulls in runs and alone, every kind, privilege code and flag bit."""
+    rng = np.random.default_rng(seed)
+    steps = rng.choice(np.array([1, 1, 1, 2, 1000, 2**40, 2**63 + 5], np.uint64), n)
+    big = rng.integers(0, 2**64, n, dtype=np.uint64, endpoint=False)
+    runs = np.repeat(rng.integers(0, 6, n // 50 + 1), 50)[:n].astype(np.uint8)
+    return {
+        "pos": np.cumsum(steps, dtype=np.uint64), "icount": np.cumsum(steps[::-1], dtype=np.uint64),
+        "vcpu": np.where(rng.random(n) < 0.9, 3, rng.integers(0, 65536, n)).astype(np.uint16),
+        "kind": np.where(rng.random(n) < 0.5, runs, rng.integers(0, 6, n)).astype(np.uint8),
+        "vaddr": np.where(rng.random(n) < 0.5, big, np.uint64(0x80000000) + rng.integers(0, 4096, n, np.uint64)),
+        "paddr": big[::-1].copy(),
+        "pc": np.where(rng.random(n) < 0.01, big, np.uint64(0x1000) + np.arange(n, dtype=np.uint64)),
+        "size": rng.choice(np.array([0, 1, 2, 4, 8, 16], np.uint8), n),
+        "priv": rng.choice(np.array([0, 1, 2, 3, 7, 0xFF], np.uint8), n),
+        "flags": np.where(rng.random(n) < 0.7, np.uint8(L.RF_PADDR), rng.integers(0, 256, n)).astype(np.uint8),
+        "value": rng.integers(0, 2**64, n, dtype=np.uint64), "value_hi": big.copy(),
+    }
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_writer_encodings_read_back_by_pyarrow_and_duckdb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          seed: int) -> None:
+    from memtap.export import parquet_file
+    from memtap.export.parquet import row_groups
+    from memtap.trace.arrow import columns_to_arrow
+
+    monkeypatch.setattr(parquet_file, "PAGE_BYTES", 3000)   # many pages per column chunk, some of 375 rows
+    n = 30_011
+    cols = _random_columns(n, seed)
+    out = tmp_path / "r.parquet"
+    with open(out, "wb") as f, parquet_file.ParquetFileWriter(f, COLUMNS, {"k": "v"}) as w:
+        for group in row_groups([cols], 10_000):
+            w.write(group)
+    expected = pa.Table.from_batches([columns_to_arrow(cols)])
+    got = pq.read_table(out)
+    assert got.schema.remove_metadata() == expected.schema
+    for name in COLUMNS:
+        assert got.column(name).to_pylist() == expected.column(name).to_pylist(), name
+    md = pq.ParquetFile(out).metadata
+    assert md.num_row_groups == 4 and md.metadata[b"k"] == b"v"
+    first = md.row_group(0)
+    for name in ("pos", "vaddr", "pc"):
+        values = [v for v in expected.column(name).to_pylist()[:10_000] if v is not None]
+        st = first.column(COLUMNS.index(name)).statistics
+        assert (st.min, st.max) == (min(values), max(values)), name
+    duck = duckdb.sql(f"select * from read_parquet('{out}')").to_arrow_table()
+    for name in COLUMNS:
+        assert duck.column(name).to_pylist() == expected.column(name).to_pylist(), name
+
+
+def test_csv_text_of_random_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C formatter against Python's formatting of the same Arrow rows, with pieces cut mid-batch."""
+    from memtap.export import csv as csv_export
+    from memtap.trace.arrow import columns_to_arrow
+
+    monkeypatch.setattr(csv_export, "BUFFER_BYTES", 4096)
+    cols = _random_columns(5_003, 3)
+    text = b"".join(bytes(p) for p in csv_export.csv_text(cols, COLUMNS)).decode()
+
+    def field(name: str, v: object) -> str:
+        if v is None:
+            return ""
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return hex(v) if name in ("vaddr", "paddr", "pc") else str(v)
+
+    rows = columns_to_arrow(cols).to_pylist()
+    assert text.splitlines() == [",".join(field(n, r[n]) for n in COLUMNS) for r in rows]

@@ -1,13 +1,15 @@
-"""Parquet export: one file, or a Hive-partitioned dataset (partition.py), laid out for scanning engines.
+"""Parquet export: one file, or a Hive-partitioned dataset (partition.py), laid out for scanning engines and
+written by memtap's own writer (parquet_file.py, whose per-value work is C).
 
 Layout choices, measured on the bench suite's traces (bench/export_bench.py, bench/RESULTS.md):
 - ``kind``, ``priv`` and ``size`` dictionary-encoded (a handful of values: a few bits per row before zstd);
-- ``pos`` and ``icount`` DELTA_BINARY_PACKED (they mostly count up by one: almost nothing per row);
-- the 64-bit address and value columns BYTE_STREAM_SPLIT (their high bytes repeat, which zstd then removes;
-  plain or delta encoding made files 2x to 10x larger);
-- zstd level 1; pages limited by size (1 MiB), not by a row count, so a column of one repeated value costs
-  almost nothing; row groups of ``ROW_GROUP_ROWS`` rows, each with min/max statistics of pos, icount, vcpu,
-  vaddr, paddr and pc, so engines skip row groups that a filter on those cannot match;
+- ``pos``, ``icount``, ``vcpu`` and ``pc`` DELTA_BINARY_PACKED (they mostly step by small amounts: almost
+  nothing per row, and cheap to encode);
+- ``vaddr``, ``paddr``, ``value``, ``value_hi`` BYTE_STREAM_SPLIT (their high bytes repeat, which zstd then
+  removes; plain or delta encoding made files 2x to 10x larger);
+- zstd level 1 (negative levels saved little time and cost up to 50% in size); data pages of about 1 MiB of
+  values; row groups of ``ROW_GROUP_ROWS`` rows, each with min/max statistics of pos, icount, vcpu, vaddr, paddr
+  and pc, so engines skip row groups that a filter on those cannot match;
 - the trace's metadata (file header JSON, INFO, END) and the selection exported in the key-value metadata.
 """
 
@@ -18,22 +20,17 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+import numpy as np
 
 import memtap
 from memtap.errors import UserError
 from memtap.export.files import atomic_output
+from memtap.export.parquet_file import ParquetFileWriter
 from memtap.trace import layout as L
-from memtap.trace.arrow import ARROW_COLUMNS, arrow_batches, arrow_schema
+from memtap.trace.arrow import check_columns, source_columns
 from memtap.trace.reader import Trace, parse_kinds
 
 ROW_GROUP_ROWS = 1 << 20
-_DICTIONARY = ("kind", "priv", "size")
-_ENCODINGS = {"pos": "DELTA_BINARY_PACKED", "icount": "DELTA_BINARY_PACKED", "vaddr": "BYTE_STREAM_SPLIT",
-              "paddr": "BYTE_STREAM_SPLIT", "pc": "BYTE_STREAM_SPLIT", "value": "BYTE_STREAM_SPLIT",
-              "value_hi": "BYTE_STREAM_SPLIT"}
-_STATISTICS = ("pos", "icount", "vcpu", "vaddr", "paddr", "pc")
 
 
 def file_metadata(trace: Trace, selection: dict[str, Any]) -> dict[str, str]:
@@ -48,42 +45,33 @@ def file_metadata(trace: Trace, selection: dict[str, Any]) -> dict[str, str]:
             "memtap.end": json.dumps(trace.end), "memtap.selection": json.dumps(chosen)}
 
 
-def writer(path: str | os.PathLike[str], names: Sequence[str], metadata: dict[str, str]) -> pq.ParquetWriter:
-    """A ParquetWriter with memtap's layout for the Arrow columns ``names``."""
-    schema = arrow_schema(names).with_metadata(metadata)
-    return pq.ParquetWriter(
-        path, schema, compression="zstd", compression_level=1,
-        use_dictionary=[n for n in _DICTIONARY if n in names],
-        column_encoding={n: e for n, e in _ENCODINGS.items() if n in names},
-        write_statistics=[n for n in _STATISTICS if n in names],
-        max_rows_per_page=ROW_GROUP_ROWS)
+def row_groups(batches: Iterable[dict[str, np.ndarray]], rows: int) -> Iterator[dict[str, np.ndarray]]:
+    """Column batches regrouped into batches of exactly ``rows`` rows (the last one shorter); holds at most one
+    row group plus a batch."""
+    pending: list[dict[str, np.ndarray]] = []
+    held = 0
+    for cols in batches:
+        pending.append(cols)
+        held += len(next(iter(cols.values())))
+        while held >= rows:
+            whole = {n: np.concatenate([p[n] for p in pending]) if len(pending) > 1 else pending[0][n]
+                     for n in pending[0]}
+            yield {n: a[:rows] for n, a in whole.items()}
+            held -= rows
+            pending = [{n: a[rows:] for n, a in whole.items()}] if held else []
+    if held:
+        yield {n: np.concatenate([p[n] for p in pending]) for n in pending[0]}
 
 
-def write_batches(w: pq.ParquetWriter, batches: Iterable[pa.RecordBatch], row_group_rows: int) -> int:
-    """Write batches as row groups of ``row_group_rows`` rows (the last one shorter); returns the rows written.
-    At most one row group is held in memory."""
-    pending: list[pa.RecordBatch] = []
-    held = rows = 0
-    for b in batches:
-        while len(b):
-            take = b.slice(0, row_group_rows - held)
-            pending.append(take)
-            held += len(take)
-            b = b.slice(len(take))
-            if held == row_group_rows:
-                w.write_table(pa.Table.from_batches(pending), row_group_size=row_group_rows)
-                rows += held
-                pending, held = [], 0
-    if pending:
-        w.write_table(pa.Table.from_batches(pending), row_group_size=row_group_rows)
-        rows += held
-    return rows
+def write_rows(w: ParquetFileWriter, trace: Trace, selection: dict[str, Any], row_group_rows: int) -> int:
+    """Write the selected records as row groups of ``row_group_rows`` rows; returns the rows written."""
+    batches = trace.columns(writer_sources(w, trace), batch_rows=row_group_rows, **selection)
+    return sum(w.write(cols) for cols in row_groups(batches, row_group_rows))
 
 
-def selection_batches(trace: Trace, names: Sequence[str], selection: dict[str, Any],
-                      row_group_rows: int) -> Iterator[pa.RecordBatch]:
-    """The selected records as Arrow batches of the columns ``names``, read a row group at a time."""
-    return arrow_batches(trace, names, batch_rows=row_group_rows, **selection)
+def writer_sources(w: ParquetFileWriter, trace: Trace) -> list[str]:
+    """The record columns a writer's Arrow columns are made from."""
+    return source_columns(w.names, bool(trace.info.get("values")))
 
 
 def export_parquet(trace: Trace, out: str | os.PathLike[str], *, row_group_size: int = ROW_GROUP_ROWS,
@@ -94,10 +82,10 @@ def export_parquet(trace: Trace, out: str | os.PathLike[str], *, row_group_size:
         raise UserError("parquet cannot be written to stdout; give a file name with -o")
     if row_group_size < 1:
         raise UserError("row groups must hold at least one row")
-    names = list(ARROW_COLUMNS if columns is None else columns)
+    names = check_columns(columns)
     with atomic_output(out) as tmp:
         try:
-            with writer(tmp, names, file_metadata(trace, selection)) as w:
-                return write_batches(w, selection_batches(trace, names, selection, row_group_size), row_group_size)
+            with open(tmp, "wb") as f, ParquetFileWriter(f, names, file_metadata(trace, selection)) as w:
+                return write_rows(w, trace, selection, row_group_size)
         except OSError as e:
             raise UserError(f"cannot write {out}: {e.strerror or e}") from None

@@ -12,13 +12,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from memtap.errors import UserError
 from memtap.export.files import atomic_directory
-from memtap.export.parquet import ROW_GROUP_ROWS, file_metadata, selection_batches, write_batches, writer
+from memtap.export.parquet import ROW_GROUP_ROWS, file_metadata, row_groups, write_rows, writer_sources
+from memtap.export.parquet_file import ParquetFileWriter
 from memtap.trace import layout as L
 from memtap.trace.arrow import ARROW_COLUMNS
 from memtap.trace.reader import Trace
@@ -32,9 +35,8 @@ def _write_part(trace: Trace, directory: Path, names: Sequence[str], selection: 
                 metadata: dict[str, str], row_group_rows: int) -> int:
     """One partition's file; a partition without rows leaves no directory behind."""
     directory.mkdir()
-    path = directory / PART_FILE
-    with writer(path, names, metadata) as w:
-        rows = write_batches(w, selection_batches(trace, names, selection, row_group_rows), row_group_rows)
+    with open(directory / PART_FILE, "wb") as f, ParquetFileWriter(f, list(names), metadata) as w:
+        rows = write_rows(w, trace, selection, row_group_rows)
     if not rows:
         shutil.rmtree(directory)
     return rows
@@ -67,25 +69,30 @@ def _by_chunk(trace: Trace, root: Path, selection: dict[str, Any], row_group_row
     names = list(ARROW_COLUMNS)
     seqs = _events_chunks(trace, selection)
     rows = 0
-    start = 0
-    while start < len(seqs):
-        # Chunks from seqs[start] go into one file until it holds partition_rows rows.
-        lo = seqs[start]
+    end = 0
+    while end < len(seqs):
+        # Chunks from seqs[end] go into one file until it holds partition_rows rows.
+        lo, held = seqs[end], 0
         directory = root / f"chunk={lo}"
         directory.mkdir()
-        held = 0
-        with writer(directory / PART_FILE, names, file_metadata(trace, selection)) as w:
-            end = start
-            while end < len(seqs) and held < partition_rows:
-                part = {**selection, "chunk_range": (seqs[end], seqs[end] + 1)}
-                held += write_batches(w, selection_batches(trace, names, part, row_group_rows), row_group_rows)
-                end += 1
-            hi = seqs[end - 1] + 1
-            w.add_key_value_metadata({"memtap.chunks": json.dumps([lo, hi])})
+        with (open(directory / PART_FILE, "wb") as f,
+              ParquetFileWriter(f, names, file_metadata(trace, selection)) as w):
+
+            def batches() -> Iterator[dict[str, np.ndarray]]:
+                nonlocal end, held
+                while end < len(seqs) and held < partition_rows:
+                    for cols in trace.columns(writer_sources(w, trace), chunk_range=(seqs[end], seqs[end] + 1),
+                                              batch_rows=row_group_rows, **selection):
+                        held += len(cols["pos"])
+                        yield cols
+                    end += 1
+
+            for cols in row_groups(batches(), row_group_rows):
+                w.write(cols)
+            w.metadata["memtap.chunks"] = json.dumps([lo, seqs[end - 1] + 1])
         if not held:
             shutil.rmtree(directory)
         rows += held
-        start = end
     return rows
 
 
