@@ -27,36 +27,49 @@ static uint64_t load(const void *data, unsigned width, size_t i)
     }
 }
 
+static unsigned decimal_digits(uint64_t v)
+{
+    static const uint64_t P10[] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+                                   100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL,
+                                   1000000000000ULL, 10000000000000ULL, 100000000000000ULL,
+                                   1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL,
+                                   1000000000000000000ULL, 10000000000000000000ULL};
+    unsigned n = 1;
+    while (n < 20 && v >= P10[n])
+        n++;
+    return n;
+}
+
+/* Digits are written from the end of the field backwards, two at a time; no library calls on this path. */
 static char *put_dec(char *p, uint64_t v)
 {
-    char tmp[20];
-    char *t = tmp + sizeof tmp;
+    char *end = p + decimal_digits(v), *q = end;
     while (v >= 100) {
         unsigned r = (unsigned)(v % 100);
         v /= 100;
-        t -= 2;
-        memcpy(t, DIGIT_PAIRS + 2 * r, 2);
+        q -= 2;
+        q[0] = DIGIT_PAIRS[2 * r];
+        q[1] = DIGIT_PAIRS[2 * r + 1];
     }
     if (v >= 10) {
-        t -= 2;
-        memcpy(t, DIGIT_PAIRS + 2 * v, 2);
+        q[-2] = DIGIT_PAIRS[2 * v];
+        q[-1] = DIGIT_PAIRS[2 * v + 1];
     } else {
-        *--t = (char)('0' + v);
+        q[-1] = (char)('0' + v);
     }
-    size_t len = (size_t)(tmp + sizeof tmp - t);
-    memcpy(p, t, len);
-    return p + len;
+    return end;
 }
 
 static char *put_hex(char *p, uint64_t v)
 {
     static const char HEX[] = "0123456789abcdef";
-    int digits = v ? (64 - __builtin_clzll(v) + 3) / 4 : 1;
-    *p++ = '0';
-    *p++ = 'x';
-    for (int d = digits - 1; d >= 0; d--)
-        *p++ = HEX[(v >> (4 * d)) & 15];
-    return p;
+    unsigned digits = v ? (64 - (unsigned)__builtin_clzll(v) + 3) / 4 : 1;
+    p[0] = '0';
+    p[1] = 'x';
+    char *end = p + 2 + digits;
+    for (char *q = end; q > p + 2; v >>= 4)
+        *--q = HEX[v & 15];
+    return end;
 }
 
 static char *put_field(char *p, const struct mx_column *c, size_t i)
@@ -76,11 +89,10 @@ static char *put_field(char *p, const struct mx_column *c, size_t i)
         }
         memcpy(p, "false", 5);
         return p + 5;
-    default: { /* MX_NAME: a fixed-width table of NUL-padded names indexed by the value */
+    default: { /* MX_NAME: fixed-width entries, the name's length in the last byte; copy all, keep the name */
         const char *name = c->names + (v & 0xff) * MX_NAME_WIDTH;
-        size_t len = strnlen(name, MX_NAME_WIDTH);
-        memcpy(p, name, len);
-        return p + len;
+        memcpy(p, name, MX_NAME_WIDTH);
+        return p + (unsigned char)name[MX_NAME_WIDTH - 1];
     }
     }
 }

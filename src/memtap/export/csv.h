@@ -10,11 +10,12 @@ enum mx_format {
     MX_DEC,  /* unsigned decimal */
     MX_HEX,  /* 0x-prefixed lowercase hexadecimal without leading zeros */
     MX_BOOL, /* "true" when value & mask, else "false" */
-    MX_NAME, /* names[value]: a table of 256 NUL-padded names, MX_NAME_WIDTH bytes each */
+    MX_NAME, /* names[value]: a table of 256 entries of MX_NAME_WIDTH bytes, a name then its length in the last */
 };
 
 #define MX_NAME_WIDTH 16
-#define MX_FIELD_MAX 24 /* the most one field and its separator take: 20 decimal digits, or 0x + 16 */
+#define MX_FIELD_MAX 24 /* room one field takes at most while written: 20 decimal digits and a separator, a
+                         * whole name entry */
 
 /* One output column: `width`-byte unsigned values, and a byte per row saying whether it is valid (NULL: all are);
  * a null is an empty field. */

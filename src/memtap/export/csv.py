@@ -3,14 +3,17 @@
 Rules (README, docs/format.md): a header line of the column names; integers in decimal, except the addresses
 vaddr, paddr and pc as 0x-prefixed lowercase hex; kind and priv by name; io, atomic and exclusive as true/false;
 a null (what the Arrow form leaves null) as an empty field; nothing is quoted (no field can hold a comma).
-pyarrow's CSV writer printed 2.2 M rows/s here, and the hex strings it needs 1 M rows/s on top, where this core
-prints tens of millions (bench/RESULTS.md); the null rules stay in one place, memtap.trace.arrow.validity.
+pyarrow's CSV writer printed 2.2 M rows/s here, and the hex strings it needs 1 M rows/s on top; this core takes
+about 100 ns per row on one core, and the batch's rows are split between the cores (bench/RESULTS.md). The null
+rules stay in one place, memtap.trace.arrow.validity.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from typing import IO, Any
@@ -51,11 +54,12 @@ def lib() -> ctypes.CDLL:
 
 
 def _name_table(name: Any) -> np.ndarray:
-    """256 NUL-padded names, one per u8 code."""
+    """One entry per u8 code: its name, zero-padded, and the name's length in the entry's last byte."""
     table = np.zeros((256, NAME_WIDTH), np.uint8)
     for code in range(256):
         text = name(code).encode()
         table[code, : len(text)] = np.frombuffer(text, np.uint8)
+        table[code, -1] = len(text)
     return table
 
 
@@ -67,11 +71,9 @@ def header(names: Sequence[str] = ARROW_COLUMNS) -> bytes:
     return (",".join(names) + "\n").encode()
 
 
-def csv_text(cols: dict[str, np.ndarray], names: Sequence[str] = ARROW_COLUMNS) -> Iterator[memoryview]:
-    """One batch of record columns (holding ``source_columns(names)``) as CSV lines, in pieces of at most
-    BUFFER_BYTES; each piece is valid until the next is asked for."""
-    n = len(next(iter(cols.values())))
-    keep: list[np.ndarray] = []   # the arrays the C side reads, alive until it is done
+def _spec(cols: dict[str, np.ndarray], names: Sequence[str]) -> tuple[Any, list[np.ndarray]]:
+    """The C description of the output columns, and the arrays it points into (keep them alive while used)."""
+    keep: list[np.ndarray] = []
     spec = (Column * len(names))()
     for c, name in zip(spec, names, strict=True):
         valid = validity(name, cols)
@@ -90,13 +92,37 @@ def csv_text(cols: dict[str, np.ndarray], names: Sequence[str] = ARROW_COLUMNS) 
         data = np.ascontiguousarray(data)
         keep.append(data)
         c.data, c.width = data.ctypes.data, data.itemsize
+    return spec, keep
+
+
+def _format(spec: Any, ncols: int, lo: int, hi: int) -> list[bytes]:
+    """Rows [lo, hi) as CSV text, in pieces of at most BUFFER_BYTES (runs on a worker thread: the C call
+    releases the GIL)."""
     buf = np.empty(BUFFER_BYTES, np.uint8)
     rows = ctypes.c_size_t()
-    first = 0
-    while first < n:
-        used = lib().mx_csv(spec, len(names), first, n, buf.ctypes.data, len(buf), ctypes.byref(rows))
-        first += rows.value
-        yield memoryview(buf)[:used]
+    out = []
+    while lo < hi:
+        used = lib().mx_csv(spec, ncols, lo, hi, buf.ctypes.data, len(buf), ctypes.byref(rows))
+        lo += rows.value
+        out.append(buf[:used].tobytes())
+    return out
+
+
+def csv_text(cols: dict[str, np.ndarray], names: Sequence[str] = ARROW_COLUMNS,
+             pool: ThreadPoolExecutor | None = None) -> Iterator[bytes]:
+    """One batch of record columns (holding ``source_columns(names)``) as CSV lines, in pieces of at most
+    BUFFER_BYTES; with a thread pool, its workers format consecutive ranges of rows at the same time."""
+    n = len(next(iter(cols.values())))
+    spec, keep = _spec(cols, names)
+    parts = 1 if pool is None else max(1, min(pool._max_workers, n // 65536))
+    bounds = [n * k // parts for k in range(parts + 1)]
+    if pool is None or parts == 1:
+        yield from _format(spec, len(names), 0, n)
+        return
+    jobs = [pool.submit(_format, spec, len(names), lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
+    for job in jobs:
+        yield from job.result()
+    del keep
 
 
 def write_csv(trace: Trace, sink: IO[bytes], names: Sequence[str] | None = None, **selection: Any) -> int:
@@ -105,8 +131,9 @@ def write_csv(trace: Trace, sink: IO[bytes], names: Sequence[str] | None = None,
     sources = source_columns(names, bool(trace.info.get("values")))
     sink.write(header(names))
     rows = 0
-    for cols in trace.columns(sources, **selection):
-        for piece in csv_text(cols, names):
-            sink.write(piece)
-        rows += len(cols[sources[0]])
+    with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+        for cols in trace.columns(sources, **selection):
+            for piece in csv_text(cols, names, pool):
+                sink.write(piece)
+            rows += len(cols[sources[0]])
     return rows
