@@ -52,7 +52,7 @@ cachesim = Extension(
 export = Extension(
     "memtap.export.libexport",
     sources=["src/memtap/export/csv.c", "src/memtap/export/parquet.c"],
-    depends=["src/memtap/export/csv.h", "src/memtap/export/parquet.h"],
+    depends=["src/memtap/export/csv.h", "src/memtap/export/parquet.h", "src/memtap/export/values.h"],
     libraries=["zstd"],
     extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
 )

@@ -6,26 +6,14 @@
 
 #include <string.h>
 
+#include "values.h"
+
 #define EXPORT __attribute__((visibility("default")))
 
 static const char DIGIT_PAIRS[] =
     "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
     "8081828384858687888990919293949596979899";
-
-static uint64_t load(const void *data, unsigned width, size_t i)
-{
-    switch (width) {
-    case 1:
-        return ((const uint8_t *)data)[i];
-    case 2:
-        return ((const uint16_t *)data)[i];
-    case 4:
-        return ((const uint32_t *)data)[i];
-    default:
-        return ((const uint64_t *)data)[i];
-    }
-}
 
 static unsigned decimal_digits(uint64_t v)
 {
@@ -76,7 +64,7 @@ static char *put_field(char *p, const struct mx_column *c, size_t i)
 {
     if (c->valid && !c->valid[i])
         return p;
-    uint64_t v = load(c->data, c->width, i);
+    uint64_t v = mx_load(c->data, c->width, i);
     switch (c->format) {
     case MX_DEC:
         return put_dec(p, v);

@@ -7,26 +7,14 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "values.h"
 #include <zstd.h>
 
 #define EXPORT __attribute__((visibility("default")))
 #define DELTA_BLOCK 128
 #define DELTA_MINIBLOCKS 4
 #define DELTA_MINI (DELTA_BLOCK / DELTA_MINIBLOCKS)
-
-static uint64_t load(const void *data, unsigned width, size_t i)
-{
-    switch (width) {
-    case 1:
-        return ((const uint8_t *)data)[i];
-    case 2:
-        return ((const uint16_t *)data)[i];
-    case 4:
-        return ((const uint32_t *)data)[i];
-    default:
-        return ((const uint64_t *)data)[i];
-    }
-}
 
 static uint8_t *put_varint(uint8_t *o, uint64_t v)
 {
@@ -236,7 +224,7 @@ static size_t gather(const struct mx_pq_column *c, size_t first, size_t rows, co
     }
     for (size_t i = 0; i < rows; i++)
         if (!valid || valid[i])
-            (*vals)[m++] = load(c->data, c->width, first + i);
+            (*vals)[m++] = mx_load(c->data, c->width, first + i);
     return m;
 }
 
