@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 from guestlib import memtap as run_memtap
@@ -37,6 +38,12 @@ def test_ctl_stop_start_mark_change_the_trace(tmp_path):
         off = run_memtap("ctl", name, "mark", "5")
         assert off.returncode == 1
         assert off.stderr.strip() == f"memtap: ring {name}: tracing is off: a marker would not be recorded"
+        # The guest itself says when it has run untraced: its instruction count, which the plugin publishes,
+        # moves on while tracing is off (on a loaded machine that can take a while; no wall-clock bound).
+        stopped_at = r.status().icount
+        while r.status().icount <= stopped_at:
+            assert rec.proc.poll() is None, "the guest ended while tracing was off"
+            time.sleep(0.01)
         r.start()
         r.mark(7)
     assert run_memtap("ctl", name, "mark", "0x10").returncode == 0
