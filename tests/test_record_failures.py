@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
@@ -185,6 +186,16 @@ def test_doctor(tmp_path):
     tail = proc.stdout.split("built by scripts/build-newer-qemu.sh, in ")[1].splitlines()
     assert tail[0] == f"{newer.parent} (name it on the command line):"
     assert listed(tail, "qemu-system-riscv64", "10.2", "exceptions=discontinuity fetch-paddr=translated")
+    proc = memtap("doctor", "--json", env={**os.environ, "MEMTAP_CACHE": str(newer.parents[2])})
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["plugin_problem"] is None and Path(report["plugin"]).is_file()
+    riscv = next(e for e in report["emulators"] if e["name"] == "qemu-system-riscv64")
+    assert (riscv["plugins"], riscv["usable"], riscv["problem"], riscv["fix"]) == (True, True, None, None)
+    assert re.match(r"QEMU emulator version 10\.0\.\d+ ", riscv["version"])
+    assert riscv["features"] == "exceptions=vector fetch-paddr=untranslated"
+    built = {e["name"]: e for e in report["newer_builds"]}
+    assert built["qemu-system-riscv64"]["path"] == str(newer)
+    assert built["qemu-system-riscv64"]["features"] == "exceptions=discontinuity fetch-paddr=translated"
     env = {**os.environ, "PATH": str(tmp_path)}
     proc = memtap("doctor", env=env)
     assert proc.returncode == 1
