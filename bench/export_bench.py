@@ -42,7 +42,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 from cachesim_bench import write_section  # noqa: E402
 from guestlib import record  # noqa: E402
 
-WORKLOADS = ("crc32", "ptrchase", "sort", "matmul")
+WORKLOADS = ("crc32", "ptrchase", "sort", "matmul", "triad", "copy", "dense")
 MODES = ("read-export", "parquet", "csv", "read-cachesim", "cachesim")
 GEOMETRY = (("L1", 32 << 10, 8), ("L2", 1 << 20, 16))
 SECTION = "## Exports"
