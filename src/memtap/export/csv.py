@@ -14,18 +14,15 @@ import ctypes
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
-from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-from memtap.errors import MemtapError
+from memtap.export.core import lib
 from memtap.trace import layout as L
 from memtap.trace.arrow import ARROW_COLUMNS, FLAG_BITS, check_columns, source_columns, validity
 from memtap.trace.reader import Trace
 
-LIBRARY = Path(__file__).with_name("libexport.so")
 HEX_COLUMNS = ("vaddr", "paddr", "pc")
 BUFFER_BYTES = 8 << 20
 NAME_WIDTH = 16   # csv.h MX_NAME_WIDTH
@@ -38,19 +35,6 @@ class Column(ctypes.Structure):
     _fields_ = [("data", ctypes.c_void_p), ("valid", ctypes.c_void_p), ("names", ctypes.c_void_p),
                 ("width", ctypes.c_uint8), ("format", ctypes.c_uint8), ("mask", ctypes.c_uint8),
                 ("reserved", ctypes.c_uint8 * 5)]
-
-
-@cache
-def lib() -> ctypes.CDLL:
-    """The loaded core; a MemtapError when it was not built."""
-    try:
-        so = ctypes.CDLL(str(LIBRARY))
-    except OSError as exc:
-        raise MemtapError(f"the export core is not built ({exc}); reinstall memtap") from None
-    so.mx_csv.restype = ctypes.c_size_t
-    so.mx_csv.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p,
-                          ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)]
-    return so
 
 
 def _name_table(name: Any) -> np.ndarray:

@@ -22,7 +22,7 @@ import zstandard
 import memtap
 from memtap.errors import MemtapError
 from memtap.export import thrift
-from memtap.export.csv import lib
+from memtap.export.core import lib
 from memtap.trace import layout as L
 from memtap.trace.arrow import FLAG_BITS, arrow_schema, validity
 
@@ -77,22 +77,6 @@ LAYOUT = {
 _ENCODING_CODES = {DELTA: DELTA_BINARY_PACKED, BSS: BYTE_STREAM_SPLIT, DICT: RLE_DICTIONARY, BOOL: PLAIN}
 _KIND_INDEX = np.arange(256, dtype=np.uint8)
 _PRIV_INDEX = L.priv_index(np.arange(256, dtype=np.uint8)).astype(np.uint8)
-_SIGNATURES = False
-
-
-def _core() -> ctypes.CDLL:
-    global _SIGNATURES
-    so = lib()
-    if not _SIGNATURES:
-        so.mx_pq_bound.restype = ctypes.c_size_t
-        so.mx_pq_bound.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-        so.mx_pq_encode.restype = ctypes.c_size_t
-        so.mx_pq_encode.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
-                                    ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
-        _SIGNATURES = True
-    return so
-
-
 def _plain_dictionary(name: str, present: np.ndarray) -> tuple[bytes, int]:
     """A dictionary page's PLAIN values and their count: kind and priv names, or the sizes present."""
     if name in ("kind", "priv"):
@@ -145,7 +129,7 @@ def _encode(name: str, cols: dict[str, np.ndarray], buffer: np.ndarray) -> _Chun
     c.data, c.width = data.ctypes.data, data.itemsize
     n = len(data)
     c.page_rows = max(1, min(n, PAGE_BYTES // (8 if lay.encoding in (DELTA, BSS) else 1)))
-    core = _core()
+    core = lib()
     bound = core.mx_pq_bound(ctypes.byref(c), n)
     if len(buffer) < bound:
         buffer = np.empty(bound, np.uint8)
