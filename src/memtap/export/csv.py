@@ -27,6 +27,7 @@ HEX_COLUMNS = ("vaddr", "paddr", "pc")
 BUFFER_BYTES = 8 << 20
 NAME_WIDTH = 16   # csv.h MX_NAME_WIDTH
 DEC, HEX, BOOL, NAME = range(4)   # csv.h enum mx_format
+THREADS = os.cpu_count() or 2
 
 
 class Column(ctypes.Structure):
@@ -98,7 +99,7 @@ def csv_text(cols: dict[str, np.ndarray], names: Sequence[str] = ARROW_COLUMNS,
     BUFFER_BYTES; with a thread pool, its workers format consecutive ranges of rows at the same time."""
     n = len(next(iter(cols.values())))
     spec, keep = _spec(cols, names)
-    parts = 1 if pool is None else max(1, min(pool._max_workers, n // 65536))
+    parts = 1 if pool is None else max(1, min(THREADS, n // 65536))
     bounds = [n * k // parts for k in range(parts + 1)]
     if pool is None or parts == 1:
         yield from _format(spec, len(names), 0, n)
@@ -115,7 +116,7 @@ def write_csv(trace: Trace, sink: IO[bytes], names: Sequence[str] | None = None,
     sources = source_columns(names, bool(trace.info.get("values")))
     sink.write(header(names))
     rows = 0
-    with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+    with ThreadPoolExecutor(THREADS) as pool:
         for cols in trace.columns(sources, **selection):
             for piece in csv_text(cols, names, pool):
                 sink.write(piece)
