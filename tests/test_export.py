@@ -367,3 +367,25 @@ def test_failed_partitioned_export_leaves_nothing(tmp_path: Path) -> None:
         with pytest.raises(TraceError, match="crc32 mismatch"):
             export_partitioned(mt.open(path), tmp_path / "ds", by)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.memtap"]
+
+
+def test_io_atomic_exclusive_are_loads_and_stores_alone(tmp_path: Path) -> None:
+    """An exception's RF_INTERRUPT shares RF_ATOMIC's bit: exports must not call an interrupt atomic."""
+    from memtap.export import csv as csv_export
+    from memtap.export.parquet_file import ParquetFileWriter
+
+    n = 4
+    cols = {"kind": np.array([L.KIND_LOAD, L.KIND_EXCEPTION, L.KIND_STORE, L.KIND_CMO], np.uint8),
+            "flags": np.array([L.RF_ATOMIC | L.RF_EXCLUSIVE, L.RF_INTERRUPT | L.RF_NOADDR, L.RF_IO,
+                               L.RF_IO | L.RF_ATOMIC | L.RF_EXCLUSIVE], np.uint8),
+            "pos": np.arange(n, dtype=np.uint64), "value": np.zeros(n, np.uint64)}
+    names = ["pos", "kind", "io", "atomic", "exclusive"]
+    text = b"".join(bytes(p) for p in csv_export.csv_text(cols, names)).decode()
+    assert text.splitlines() == ["0,load,false,true,true", "1,exception,false,false,false",
+                                 "2,store,true,false,false", "3,cmo,false,false,false"]
+    out = tmp_path / "f.parquet"
+    with open(out, "wb") as f, ParquetFileWriter(f, names, {}) as w:
+        w.write(cols)
+    got = pq.read_table(out).to_pydict()
+    assert (got["io"], got["atomic"], got["exclusive"]) == (
+        [False, False, True, False], [True, False, False, False], [True, False, False, False])

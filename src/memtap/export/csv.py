@@ -20,7 +20,7 @@ import numpy as np
 
 from memtap.export.core import lib
 from memtap.trace import layout as L
-from memtap.trace.arrow import ARROW_COLUMNS, FLAG_BITS, check_columns, source_columns, validity
+from memtap.trace.arrow import ARROW_COLUMNS, FLAG_BITS, access_flags, check_columns, source_columns, validity
 from memtap.trace.reader import Trace
 
 HEX_COLUMNS = ("vaddr", "paddr", "pc")
@@ -60,13 +60,14 @@ def _spec(cols: dict[str, np.ndarray], names: Sequence[str]) -> tuple[Any, list[
     """The C description of the output columns, and the arrays it points into (keep them alive while used)."""
     keep: list[np.ndarray] = []
     spec = (Column * len(names))()
+    flags = access_flags(cols) if any(name in FLAG_BITS for name in names) else None
     for c, name in zip(spec, names, strict=True):
         valid = validity(name, cols)
         if valid is not None:
             keep.append(valid)
             c.valid = valid.ctypes.data
         if name in FLAG_BITS:
-            data, c.format, c.mask = cols["flags"], BOOL, FLAG_BITS[name]
+            data, c.format, c.mask = flags, BOOL, FLAG_BITS[name]
         elif name == "value_hi" and "value_hi" not in cols:
             data, c.format = cols["flags"], DEC    # every row null: the data is never read
         elif name in ("kind", "priv"):

@@ -24,7 +24,7 @@ from memtap.errors import MemtapError
 from memtap.export import thrift
 from memtap.export.core import lib
 from memtap.trace import layout as L
-from memtap.trace.arrow import FLAG_BITS, arrow_schema, validity
+from memtap.trace.arrow import FLAG_BITS, access_flags, arrow_schema, validity
 
 DELTA, BSS, DICT, BOOL = range(4)   # parquet.h enum mx_pq_encoding
 ZSTD_LEVEL = 1
@@ -98,7 +98,7 @@ class _Chunk:
     result: PqResult
 
 
-def _encode(name: str, cols: dict[str, np.ndarray], buffer: np.ndarray) -> _Chunk:
+def _encode(name: str, cols: dict[str, np.ndarray], buffer: np.ndarray, flags: np.ndarray | None) -> _Chunk:
     """Encode one Arrow column of a row group (called on a worker thread: the C call releases the GIL)."""
     lay = LAYOUT[name]
     c = PqColumn(level=ZSTD_LEVEL, encoding=lay.encoding)
@@ -109,7 +109,7 @@ def _encode(name: str, cols: dict[str, np.ndarray], buffer: np.ndarray) -> _Chun
         c.valid = valid.ctypes.data
     dictionary, dict_values = None, 0
     if name in FLAG_BITS:
-        data, c.mask = cols["flags"], FLAG_BITS[name]
+        data, c.mask = flags, FLAG_BITS[name]
     elif name == "value_hi" and "value_hi" not in cols:
         data = cols["flags"]   # every row null: never read
     else:
@@ -230,7 +230,8 @@ class ParquetFileWriter:
         n = len(next(iter(cols.values())))
         if not n:
             return 0
-        jobs = [self._pool.submit(_encode, name, cols, self._buffers[name]) for name in self.names]
+        flags = access_flags(cols) if any(name in FLAG_BITS for name in self.names) else None
+        jobs = [self._pool.submit(_encode, name, cols, self._buffers[name], flags) for name in self.names]
         chunks, raw, stored, start = [], 0, 0, self.offset
         for name, job in zip(self.names, jobs, strict=True):
             ch = job.result()

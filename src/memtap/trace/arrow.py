@@ -23,8 +23,8 @@ ARROW_COLUMNS = ("pos", "icount", "vcpu", "kind", "vaddr", "paddr", "size", "pc"
 SOURCES: dict[str, tuple[str, ...]] = {
     "pos": ("pos",), "icount": ("icount",), "vcpu": ("vcpu",), "kind": ("kind",),
     "vaddr": ("vaddr", "kind", "flags", "value"), "paddr": ("paddr", "flags"), "size": ("size",), "pc": ("pc",),
-    "priv": ("priv",), "io": ("flags",), "value": ("value", "kind", "flags"),
-    "value_hi": ("value_hi", "kind", "flags", "size"), "atomic": ("flags",), "exclusive": ("flags",),
+    "priv": ("priv",), "io": ("flags", "kind"), "value": ("value", "kind", "flags"),
+    "value_hi": ("value_hi", "kind", "flags", "size"), "atomic": ("flags", "kind"), "exclusive": ("flags", "kind"),
 }
 
 _ENUM = pa.dictionary(pa.int8(), pa.string())
@@ -117,10 +117,18 @@ def validity(name: str, cols: dict[str, np.ndarray]) -> np.ndarray | None:
 FLAG_BITS = {"io": L.RF_IO, "atomic": L.RF_ATOMIC, "exclusive": L.RF_EXCLUSIVE}
 
 
+def access_flags(cols: dict[str, np.ndarray]) -> np.ndarray:
+    """The flags of loads and stores, 0 for other records: io, atomic and exclusive (FLAG_BITS) are theirs alone
+    (an exception's RF_INTERRUPT shares atomic's bit)."""
+    kind = cols["kind"]
+    return np.where((kind == L.KIND_LOAD) | (kind == L.KIND_STORE), cols["flags"], np.uint8(0))
+
+
 def columns_to_arrow(cols: dict[str, np.ndarray], names: Sequence[str] = ARROW_COLUMNS) -> pa.RecordBatch:
     """One batch of record columns (as ``Trace.columns`` yields them, holding ``source_columns(names)``) as an
     Arrow RecordBatch with ``arrow_schema(names)``. A value_hi whose source columns are absent is all null."""
     n = len(next(iter(cols.values())))
+    flags = access_flags(cols) if any(name in FLAG_BITS for name in names) else None
     arrays = []
     for name in names:
         if name == "kind":
@@ -128,7 +136,7 @@ def columns_to_arrow(cols: dict[str, np.ndarray], names: Sequence[str] = ARROW_C
         elif name == "priv":
             arr = _enum(L.priv_index(cols["priv"]), _PRIV_DICT)
         elif name in FLAG_BITS:
-            arr = _bools((cols["flags"] & FLAG_BITS[name]) != 0)
+            arr = _bools((flags & FLAG_BITS[name]) != 0)
         elif name == "value_hi" and "value_hi" not in cols:
             arr = pa.nulls(n, pa.uint64())
         else:
