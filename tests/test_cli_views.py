@@ -210,11 +210,11 @@ def test_csv_number_formats() -> None:
     vals = np.array([0, 1, 0xF, 0x10, 0xFFFFFFFFFFFFFFFF, 0x80001008, 5], np.uint64)
     flags = np.array([2, 3, 3, 3, 3, 3, 1], np.uint8)   # RF_PADDR 2, RF_IO 1
     cols = {"pos": vals, "vaddr": vals, "paddr": vals, "flags": flags,
-            "kind": np.array([1, 2, 0, 0, 0, 0, 0], np.uint8), "value": np.zeros(7, np.uint64)}
+            "kind": np.array([1, 2, 2, 2, 2, 2, 0], np.uint8), "value": np.zeros(7, np.uint64)}
     text = b"".join(bytes(p) for p in csv_text(cols, ["pos", "paddr", "kind", "io"])).decode()
-    assert text.splitlines() == ["0,0x0,load,false", "1,0x1,store,true", "15,0xf,fetch,true",
-                                 "16,0x10,fetch,true", "18446744073709551615,0xffffffffffffffff,fetch,true",
-                                 "2147487752,0x80001008,fetch,true", "5,,fetch,true"]
+    assert text.splitlines() == ["0,0x0,load,false", "1,0x1,store,true", "15,0xf,store,true",
+                                 "16,0x10,store,true", "18446744073709551615,0xffffffffffffffff,store,true",
+                                 "2147487752,0x80001008,store,true", "5,,fetch,false"]   # io: loads and stores
 
 
 def test_export_csv_file(simple: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
