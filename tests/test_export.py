@@ -1,6 +1,7 @@
 """Exports the field reads: the Parquet file's layout (pyarrow.parquet's metadata APIs), exact rows of the `seq`
-guest in Parquet and CSV, the Arrow stream queried by DuckDB, and Hive-partitioned datasets read back by DuckDB and
-Dask, each compared with what `memtap stats` says of the same trace."""
+guest in Parquet and CSV, the Arrow stream queried by DuckDB and Polars, and Hive-partitioned datasets read back by
+DuckDB and Dask, each compared with what `memtap stats` says of the same trace; memtap's Parquet encodings read
+back by pyarrow, DuckDB and Polars."""
 
 from __future__ import annotations
 
@@ -333,6 +334,10 @@ def test_writer_encodings_read_back_by_pyarrow_and_duckdb(tmp_path: Path, monkey
     duck = duckdb.sql(f"select * from read_parquet('{out}')").to_arrow_table()
     for name in COLUMNS:
         assert duck.column(name).to_pylist() == expected.column(name).to_pylist(), name
+    pl = pytest.importorskip("polars")   # a third reader, with its own decoders
+    df = pl.read_parquet(out)
+    for name in COLUMNS:
+        assert df[name].to_list() == expected.column(name).to_pylist(), name
 
 
 def test_csv_text_of_random_columns(monkeypatch: pytest.MonkeyPatch) -> None:
