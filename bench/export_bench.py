@@ -149,7 +149,9 @@ def report(rows: list[dict], args: argparse.Namespace, started: str, modes: list
                          text=True).stdout.strip()
     lines = [SECTION, "",
              f"{started}, {platform.node()}: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-             f"Python {platform.python_version()}, source revision {rev}. Command: `{cmd.strip()}`.", "",
+             f"Python {platform.python_version()}, source revision {rev}, load average at the end "
+             f"{os.getloadavg()[0]:.1f} (other work on the machine: wall times then measure it too). "
+             f"Command: `{cmd.strip()}`.", "",
              f"The first {args.insns} instructions after MEMTAP_START of each {args.arch} workload, full trace "
              f"(fetches, loads, stores, both addresses); medians of {args.reps} interleaved runs of each mode. "
              "'own' = the run's time minus the time it spent inside the reader (Trace.columns) in the same run: what "
