@@ -9,6 +9,7 @@
 #define EXPORT __attribute__((visibility("default")))
 #define NO_VLINE UINT64_MAX
 #define NO_VCPU UINT16_MAX
+#define PREFETCH_AHEAD 16 /* records */
 
 /* Every line seen: 32 bytes. */
 struct line {
@@ -30,9 +31,13 @@ struct sh {
     unsigned shift;
     struct line *lines;
     size_t nlines, cap_lines;
+    struct line *hot;      /* the entry found last (consecutive accesses mostly stay in one line); NULL after
+                            * the table moved */
     uint64_t multi_vcpu, multi_sharer;
     struct sh_detail *details;
     size_t ndetails, cap_details;
+    uint32_t *dslot;       /* pass 2: hash of the detail lines (index + 1, 0 empty); the line table is freed */
+    size_t cap_dslot;
     uint64_t *sharer_ids;  /* dense index -> sharer id */
     uint32_t *sharer_slot; /* hash of sharer ids: index + 1, 0 empty */
     size_t nsharers, cap_sharer_slots;
@@ -75,27 +80,49 @@ static int lines_grow(struct sh *s)
     free(s->lines);
     s->lines = t;
     s->cap_lines = cap;
+    s->hot = NULL;
     return 0;
 }
 
-static struct line *line_find(const struct sh *s, uint64_t line)
+/* Pass 2's index: only the lines with a detail, small enough to stay in cache, instead of every line. */
+static int detail_index_build(struct sh *s)
 {
-    uint64_t key = line + 1;
-    size_t mask = s->cap_lines - 1;
-    if (!s->cap_lines)
-        return NULL;
-    for (size_t j = mix(key) & mask;; j = (j + 1) & mask) {
-        if (s->lines[j].key == key)
-            return &s->lines[j];
-        if (!s->lines[j].key)
-            return NULL;
+    size_t cap = 16;
+    while (cap < 2 * s->ndetails)
+        cap *= 2;
+    if (!(s->dslot = calloc(cap, sizeof *s->dslot)))
+        return -1;
+    s->cap_dslot = cap;
+    for (size_t i = 0; i < s->ndetails; i++) {
+        size_t j = mix(s->details[i].line + 1) & (cap - 1);
+        while (s->dslot[j])
+            j = (j + 1) & (cap - 1);
+        s->dslot[j] = (uint32_t)i + 1;
     }
+    free(s->lines); /* pass 1 is over */
+    s->lines = NULL;
+    s->cap_lines = 0;
+    s->hot = NULL;
+    return 0;
+}
+
+static struct sh_detail *detail_find(const struct sh *s, uint64_t line)
+{
+    size_t mask = s->cap_dslot - 1;
+    for (size_t j = mix(line + 1) & mask; s->dslot[j]; j = (j + 1) & mask)
+        if (s->details[s->dslot[j] - 1].line == line)
+            return &s->details[s->dslot[j] - 1];
+    return NULL;
 }
 
 /* The line's entry, made when new (*fresh = 1); NULL when out of memory. */
 static struct line *line_get(struct sh *s, uint64_t line, int *fresh)
 {
     uint64_t key = line + 1;
+    if (s->hot && s->hot->key == key) {
+        *fresh = 0;
+        return s->hot;
+    }
     if (8 * (s->nlines + 1) > 5 * s->cap_lines && lines_grow(s))
         return NULL;
     size_t mask = s->cap_lines - 1;
@@ -107,7 +134,7 @@ static struct line *line_get(struct sh *s, uint64_t line, int *fresh)
         s->lines[j].key = key;
         s->nlines++;
     }
-    return &s->lines[j];
+    return s->hot = &s->lines[j];
 }
 
 static struct sh_detail *detail_new(struct sh *s, struct line *e, uint64_t line)
@@ -250,20 +277,16 @@ static int run_add(struct runs *r, uint64_t len)
 
 /* --- the passes ------------------------------------------------------------------------------------------ */
 
-/* Whether a record is left out of the analysis (not a load or store, MMIO, no physical address); pass 1
- * counts why. */
-static inline int skipped(struct sh *s, uint8_t kind, uint8_t flags, int use_paddr, int count)
+/* Why a record is left out of the analysis: 0 it is not, SH_C_IO (MMIO), SH_C_NO_PADDR (keyed by physical
+ * address but it has none), or -1 (not a load or store). */
+static inline int skip_reason(uint8_t kind, uint8_t flags, int use_paddr)
 {
     if (kind != SH_KIND_LOAD && kind != SH_KIND_STORE)
-        return 1;
-    if (flags & SH_RF_IO) {
-        s->c[SH_C_IO] += count;
-        return 1;
-    }
-    if (use_paddr && !(flags & SH_RF_PADDR)) {
-        s->c[SH_C_NO_PADDR] += count;
-        return 1;
-    }
+        return -1;
+    if (flags & SH_RF_IO)
+        return SH_C_IO;
+    if (use_paddr && !(flags & SH_RF_PADDR))
+        return SH_C_NO_PADDR;
     return 0;
 }
 
@@ -319,69 +342,93 @@ static int touch(struct sh *s, uint64_t ln, uint16_t v, uint32_t who, int store,
     return 0;
 }
 
-EXPORT int sh_pass1(struct sh *s, size_t n, const uint16_t *vcpu, const uint8_t *kind, const uint64_t *addr,
-                    const uint8_t *size, const uint8_t *flags, const uint64_t *sharer, int use_paddr,
-                    uint8_t *moved, uint32_t *bad_vcpu)
+EXPORT int sh_pass1(struct sh *s, size_t n, const uint16_t *restrict vcpu, const uint8_t *restrict kind,
+                    const uint64_t *restrict addr, const uint8_t *restrict size, const uint8_t *restrict flags,
+                    const uint64_t *restrict sharer, int use_paddr, uint8_t *restrict moved, uint32_t *bad_vcpu)
 {
+    uint64_t c[SH_NCOUNTERS]; /* kept in registers and the stack, not behind s, while the loop runs */
+    uint16_t run_vcpu = s->run_vcpu;
+    uint64_t run_len = s->run_len;
+    int rc = 0;
+    memcpy(c, s->c, sizeof c);
     for (size_t i = 0; i < n; i++) {
+        /* A trace with a large footprint waits on memory for each line's entry: ask for it early. */
+        if (i + PREFETCH_AHEAD < n && s->cap_lines)
+            __builtin_prefetch(&s->lines[mix((addr[i + PREFETCH_AHEAD] >> s->shift) + 1) & (s->cap_lines - 1)]);
+        int why = skip_reason(kind[i], flags[i], use_paddr);
         if (moved)
             moved[i] = 0;
-        if (skipped(s, kind[i], flags[i], use_paddr, 1))
+        if (why) {
+            if (why > 0)
+                c[why]++;
             continue;
+        }
         uint16_t v = vcpu[i];
         if (v >= SH_MAX_VCPUS) {
             *bad_vcpu = v;
-            return -2;
+            rc = -2;
+            break;
         }
         uint32_t who = v;
-        if (sharer && (who = sharer_index(s, sharer[i])) == UINT32_MAX)
-            return -1;
-        s->c[SH_C_DATA]++;
-        if (v == s->run_vcpu) {
-            s->run_len++;
+        if (sharer && (who = sharer_index(s, sharer[i])) == UINT32_MAX) {
+            rc = -1;
+            break;
+        }
+        c[SH_C_DATA]++;
+        if (v == run_vcpu) {
+            run_len++;
         } else {
-            if (s->run_len && run_add(&s->runs[0], s->run_len))
-                return -1;
-            s->run_vcpu = v;
-            s->run_len = 1;
+            if (run_len && run_add(&s->runs[0], run_len)) {
+                rc = -1;
+                break;
+            }
+            run_vcpu = v;
+            run_len = 1;
         }
         int store = kind[i] == SH_KIND_STORE, any_transfer = 0, any_moved = 0;
-        uint64_t first = addr[i] >> s->shift, last = last_byte(addr[i], size[i]) >> s->shift;
-        for (uint64_t ln = first;; ln++) {
+        uint64_t ln = addr[i] >> s->shift, last = last_byte(addr[i], size[i]) >> s->shift;
+        for (;; ln++) {
             int t, m;
-            if (touch(s, ln, v, who, store, &t, &m))
-                return -1;
-            s->c[SH_C_PIECES]++;
-            s->c[SH_C_TRANSFERS] += t;
+            if (touch(s, ln, v, who, store, &t, &m)) {
+                rc = -1;
+                break;
+            }
+            c[SH_C_PIECES]++;
+            c[SH_C_TRANSFERS] += t;
             any_transfer |= t;
             any_moved |= m;
             if (ln == last)
                 break;
         }
-        s->c[SH_C_TRANSFER_RECORDS] += any_transfer;
-        s->c[SH_C_MOVEMENT_RECORDS] += any_moved;
+        if (rc)
+            break;
+        c[SH_C_TRANSFER_RECORDS] += any_transfer;
+        c[SH_C_MOVEMENT_RECORDS] += any_moved;
         if (moved)
             moved[i] = (uint8_t)any_moved;
     }
-    return 0;
+    memcpy(s->c, c, sizeof c);
+    s->run_vcpu = run_vcpu;
+    s->run_len = run_len;
+    return rc;
 }
 
-EXPORT int sh_pass2(struct sh *s, size_t n, const uint16_t *vcpu, const uint8_t *kind, const uint64_t *addr,
-                    const uint64_t *vaddr, const uint8_t *size, const uint8_t *flags, const uint64_t *sharer,
-                    const uint64_t *pc, int use_paddr)
+EXPORT int sh_pass2(struct sh *s, size_t n, const uint16_t *restrict vcpu, const uint8_t *restrict kind,
+                    const uint64_t *restrict addr, const uint64_t *restrict vaddr, const uint8_t *restrict size,
+                    const uint8_t *restrict flags, const uint64_t *restrict sharer, const uint64_t *restrict pc,
+                    int use_paddr)
 {
     struct runs *runs = &s->runs[1];
+    if (!s->dslot && detail_index_build(s))
+        return -1;
     for (size_t i = 0; i < n; i++) {
-        if (skipped(s, kind[i], flags[i], use_paddr, 0))
+        if (skip_reason(kind[i], flags[i], use_paddr))
             continue;
         uint16_t v = vcpu[i];
         uint64_t a = addr[i], end = last_byte(a, size[i]);
         for (uint64_t ln = a >> s->shift;; ln++) {
-            struct line *e = line_find(s, ln);
-            if (!e)
-                return -3;
-            if (e->detail) {
-                struct sh_detail *d = &s->details[e->detail - 1];
+            struct sh_detail *d = detail_find(s, ln);
+            if (d) {
                 uint64_t base = ln << s->shift, lo = a > base ? a : base;
                 uint64_t hi = (end >> s->shift) > ln ? base + (1ull << s->shift) - 1 : end;
                 if (vaddr) {
@@ -404,7 +451,7 @@ EXPORT int sh_pass2(struct sh *s, size_t n, const uint16_t *vcpu, const uint8_t 
                 if (d->flags & SH_MULTI_SHARER) {
                     struct sh_row r = {0};
                     r.pc = pc ? pc[i] : 0;
-                    r.detail = e->detail - 1;
+                    r.detail = (uint32_t)(d - s->details);
                     r.sharer = v;
                     if (sharer && (r.sharer = sharer_index(s, sharer[i])) == UINT32_MAX)
                         return -1;
@@ -469,6 +516,7 @@ EXPORT void sh_free(struct sh *s)
         free(s->runs[k].big);
     }
     free(s->lines);
+    free(s->dslot);
     free(s->details);
     free(s->sharer_ids);
     free(s->sharer_slot);

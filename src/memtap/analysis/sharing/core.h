@@ -2,7 +2,8 @@
  *
  * Two passes over the same data accesses in global (pos) order. Pass 1 keeps a small entry per line (who
  * touched it first, which vCPUs hold it) and applies mtrace's rule of line movement between cores; it gives
- * every line that more than one vCPU or sharer touches a detail entry. Pass 2 collects, for those lines only,
+ * every line that more than one vCPU or sharer touches a detail entry. Pass 2 collects, for those lines only
+ * (looked up in an index of their own, so the records of other lines cost a miss in a small table),
  * per-offset rows (who read or wrote which bytes, from which pc) and the runs of one vCPU between switches.
  * docs/sharing.md states the rules; native.py mirrors the structures below.
  */
@@ -76,8 +77,8 @@ void sh_free(struct sh *s);
 int sh_pass1(struct sh *s, size_t n, const uint16_t *vcpu, const uint8_t *kind, const uint64_t *addr,
              const uint8_t *size, const uint8_t *flags, const uint64_t *sharer, int use_paddr, uint8_t *moved,
              uint32_t *bad_vcpu);
-/* Pass 2 over the same records. vaddr and pc may be NULL. Returns 0, -1 when out of memory, -3 when a record
- * was not in pass 1 (the two passes saw different records). */
+/* Pass 2 over the same records (its first call ends pass 1 for good: the line table is freed). vaddr and pc
+ * may be NULL. Returns 0, or -1 when out of memory. */
 int sh_pass2(struct sh *s, size_t n, const uint16_t *vcpu, const uint8_t *kind, const uint64_t *addr,
              const uint64_t *vaddr, const uint8_t *size, const uint8_t *flags, const uint64_t *sharer,
              const uint64_t *pc, int use_paddr);

@@ -86,8 +86,6 @@ class Core:
             raise MemtapError("sharing core: out of memory")
         if rc == -2:
             raise UserError(f"vCPU {bad}: the sharing analysis models vCPUs 0..{MAX_VCPUS - 1}")
-        if rc == -3:
-            raise MemtapError("sharing core: the second pass read records the first did not (trace changed?)")
 
     def pass1(self, cols: dict[str, np.ndarray], key: str, sharer: str | None, use_paddr: bool,
               moved: bool = False) -> np.ndarray | None:
