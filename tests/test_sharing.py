@@ -241,3 +241,48 @@ def test_cli_missing_trace_and_elf(tmp_path):
     two_vcpu_trace(tmp_path / "t.trace")
     r = memtap("sharing", str(tmp_path / "t.trace"), "--elf", str(tmp_path / "none.elf"))
     assert (r.returncode, r.stderr.strip()) == (1, f"memtap: {tmp_path / 'none.elf'}: no such ELF file")
+
+
+def test_cli_counts_mode_and_truncated_traces(tmp_path):
+    w = tg.TraceWriter(tmp_path / "c.trace")
+    w.info(mode="counts")
+    w.end()
+    w.close()
+    r = memtap("sharing", str(tmp_path / "c.trace"))
+    assert (r.returncode, r.stderr.strip()) == (
+        1, f"memtap: {tmp_path / 'c.trace'} was recorded with --counts: it holds counters, not accesses")
+    # a truncated trace is analysed up to its last whole chunk, with one warning; movement has no trace total
+    w = tg.TraceWriter(tmp_path / "t.trace")
+    w.info(smp_vcpus=2)
+    w.insns([tg.Insn(0x1000), tg.Insn(0x2000)])
+    w.events(0, [tg.data_ev(0, 0x8000, pos=0, icount=1, store=True, paddr=0x8000)])
+    w.events(1, [tg.data_ev(1, 0x8000, pos=1, icount=1, paddr=0x8000)])
+    w.events(0, [tg.data_ev(0, 0x8000, pos=2, icount=2, paddr=0x8000)], cut=20)
+    w.close()
+    r = memtap("sharing", str(tmp_path / "t.trace"), "--json")
+    assert r.returncode == 0
+    assert r.stderr.strip() == (f"memtap: warning: {tmp_path / 't.trace'} is truncated (no END chunk); "
+                                "analysing records up to the last whole chunk")
+    doc = json.loads(r.stdout)
+    assert [(ln["kind"], ln["readers"], ln["writers"], ln["transfers"]) for ln in doc["lines"]] == \
+        [("read", [1], [0], 1)]
+    assert doc["movement"]["trace_records"] is None and doc["movement"]["kept_of_trace"] is None
+
+
+def test_lines_keyed_physically_are_named_by_their_virtual_address(tmp_path):
+    """Two virtual addresses of one physical line (a page mapped twice): one line, aliased, named by the virtual
+    address seen first; keyed virtually they are two lines, each touched by one vCPU, so nothing is shared."""
+    w = tg.TraceWriter(tmp_path / "a.trace")
+    w.info(smp_vcpus=2)
+    w.insns([tg.Insn(0x1000), tg.Insn(0x2000)])
+    w.events(0, [tg.data_ev(0, 0x4000_0010, pos=0, icount=1, store=True, paddr=0x9000_0010)])
+    w.events(1, [tg.data_ev(1, 0x7000_0018, pos=1, icount=1, store=True, paddr=0x9000_0018)])
+    w.end()
+    w.close()
+    doc = json.loads(memtap("sharing", str(tmp_path / "a.trace"), "--json").stdout)
+    assert [(ln["address"], ln["kind"], ln["transfers"]) for ln in doc["lines"]] == [(0x9000_0000, "false", 1)]
+    d = doc["details"][0]
+    assert (d["vaddr"], d["aliased"]) == (0x4000_0000, True)
+    assert [(a["address"], a["vaddr"]) for a in doc["shared_addresses"]] == []
+    doc = json.loads(memtap("sharing", str(tmp_path / "a.trace"), "--json", "--address", "virtual").stdout)
+    assert doc["lines"] == [] and doc["summary"]["lines"] == 2

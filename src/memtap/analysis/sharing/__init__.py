@@ -81,6 +81,7 @@ def build_report(p: Passes, trace: Trace, namer: Namer, top: int | None = None) 
     lines = shared_lines(p)
     addresses = shared_addresses(lines)
     shown = lines if not top else lines[:top]
+    namer.prepare(p.rows["pc"])
     report: dict[str, Any] = {
         "trace": str(trace.path),
         "target": trace.arch,

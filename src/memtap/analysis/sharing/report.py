@@ -19,6 +19,14 @@ class Namer:
 
     def __init__(self, data: DataSymbols | None = None, code: Symbols | None = None) -> None:
         self.data, self.code = data, code
+        self._functions: dict[int, str | None] = {}
+
+    def prepare(self, pcs: np.ndarray) -> None:
+        """Resolve many pcs at once (one table lookup for all of them)."""
+        if self.code is not None and len(pcs):
+            pcs = np.unique(np.asarray(pcs, np.uint64))
+            for pc, fn in zip(pcs.tolist(), self.code.function_index(pcs).tolist(), strict=True):
+                self._functions[pc] = self.code.name_at(pc, fn) if fn >= 0 else None
 
     def line_symbols(self, vaddr: int | None, size: int) -> list[str]:
         return self.data.names(vaddr, vaddr + size) if self.data and vaddr is not None else []
@@ -30,10 +38,9 @@ class Namer:
         return self.data.field_at(vaddr) if self.data and vaddr is not None else None
 
     def function(self, pc: int) -> str | None:
-        if not self.code:
-            return None
-        fn = int(self.code.function_index(np.array([pc], np.uint64))[0])
-        return self.code.name_at(pc, fn) if fn >= 0 else None
+        if pc not in self._functions:
+            self.prepare(np.array([pc], np.uint64))
+        return self._functions.get(pc)
 
 
 def line_entry(ln: Line, namer: Namer, line_size: int) -> dict[str, Any]:
