@@ -286,3 +286,31 @@ def test_lines_keyed_physically_are_named_by_their_virtual_address(tmp_path):
     assert [(a["address"], a["vaddr"]) for a in doc["shared_addresses"]] == []
     doc = json.loads(memtap("sharing", str(tmp_path / "a.trace"), "--json", "--address", "virtual").stdout)
     assert doc["lines"] == [] and doc["summary"]["lines"] == 2
+
+
+def test_vcpu_beyond_the_model_is_a_clear_error():
+    from memtap.errors import UserError
+
+    seq = [Access(0, True, 0x100, 8, 0), Access(64, False, 0x100, 8, 64)]
+    with pytest.raises(UserError, match=r"^vCPU 64: the sharing analysis models vCPUs 0\.\.63$"):
+        run_passes(source_of(seq, batch=2))
+
+
+def test_text_report_by_thread():
+    """The text form names threads (tid) as the sharers and lists them per line."""
+    from types import SimpleNamespace
+
+    from memtap.analysis.sharing import build_report, format_text
+    from memtap.analysis.sharing.report import Namer
+
+    seq = [Access(0, True, 0x2000, 8, 100), Access(1, True, 0x2008, 8, 200), Access(1, True, 0x2000, 8, 100)]
+    p = run_passes(source_of(seq, batch=2, tid=True), threads=True)
+    trace = SimpleNamespace(path="t.trace", arch="riscv64", meta={"qemu_command": ["qemu-system-riscv64"]},
+                            info={"smp_vcpus": 2}, end=None)
+    report = build_report(p, trace, Namer())
+    assert report["sharers"] == "thread" and report["lines"][0]["threads"] == [100, 200]
+    text = format_text(report)
+    assert "sharers: threads" in text
+    header = next(line for line in text.splitlines() if line.split()[:3] == ["#", "address", "kind"])
+    assert header.split() == ["#", "address", "kind", "transfers", "readers", "writers", "threads", "symbols"]
+    assert "written: tid 100 [0x0,0x8); tid 200 [0x8,0x10)" in text

@@ -39,7 +39,8 @@ from memtap.analysis.symbols import Symbols
 from memtap.errors import UserError
 from memtap.trace.reader import Trace
 
-__all__ = ["analyze", "format_movement", "format_text", "movement_flags", "movement_report", "run_passes", "Passes"]
+__all__ = ["analyze", "build_report", "format_movement", "format_text", "movement_flags", "movement_report",
+           "run_passes", "Passes"]
 
 
 def choose_address(trace: Trace, address: str) -> bool:
