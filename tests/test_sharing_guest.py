@@ -5,6 +5,7 @@ and movement equal to a brute-force count of mtrace's rule over the same records
 from __future__ import annotations
 
 import json
+from functools import cache
 
 import pytest
 from guestlib import ARCHES, guest, memtap, record, symbols
@@ -17,6 +18,7 @@ SHARE_N = 5000  # guest/programs/share.c: increments per CPU
 NCPU = 4
 
 
+@cache
 def oracle_of(trace_path):
     recs = mt.open(trace_path).sorted(kinds=["load", "store"])
     recs = recs[(recs["flags"] & L.RF_IO) == 0]
