@@ -48,4 +48,12 @@ cachesim = Extension(
     extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
 )
 
-setup(ext_modules=[plugin, cachesim], cmdclass={"build_ext": BuildPlugin})
+# The sharing analysis's core, loaded the same way by memtap.analysis.sharing.
+sharing = Extension(
+    "memtap.analysis.sharing.libsharing",
+    sources=["src/memtap/analysis/sharing/core.c"],
+    depends=["src/memtap/analysis/sharing/core.h"],
+    extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
+)
+
+setup(ext_modules=[plugin, cachesim, sharing], cmdclass={"build_ext": BuildPlugin})
