@@ -48,4 +48,11 @@ cachesim = Extension(
     extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
 )
 
-setup(ext_modules=[plugin, cachesim], cmdclass={"build_ext": BuildPlugin})
+# The report's aggregation core: a plain shared library that memtap.report.native loads with ctypes.
+report = Extension(
+    "memtap.report.libreport",
+    sources=["src/memtap/report/core.c"],
+    extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
+)
+
+setup(ext_modules=[plugin, cachesim, report], cmdclass={"build_ext": BuildPlugin})
