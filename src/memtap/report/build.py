@@ -43,11 +43,13 @@ class Options:
 
 @dataclass
 class Timing:
-    """Seconds spent: the whole build, the file-order pass and its aggregation alone, the ordered pass."""
+    """Seconds spent: the whole build, the file-order pass and the ordered pass (wall time); the file-order
+    pass's CPU time in this thread, and of it the aggregation's (the rest is reading the records)."""
 
     total: float = 0.0
     first_pass: float = 0.0
-    aggregating: float = 0.0
+    first_pass_cpu: float = 0.0
+    aggregating_cpu: float = 0.0
     ordered_pass: float = 0.0
 
 
@@ -95,7 +97,8 @@ def build(trace: Trace, opts: Options, warn: Warn | None = None, timing: Timing 
             unavailable["coverage"] = ("no instruction fetch records " + _events_note(trace) +
                                        ": coverage needs them")
     if timing is not None:
-        timing.first_pass, timing.aggregating = agg.seconds_total, agg.seconds_aggregating
+        timing.first_pass, timing.first_pass_cpu = agg.seconds_total, agg.cpu_total
+        timing.aggregating_cpu = agg.cpu_aggregating
     t0 = time.perf_counter()
     _ordered(trace, opts, agg, counts, symbols, doc, unavailable)
     if timing is not None:
