@@ -359,9 +359,7 @@ def test_many_markers_are_binned(tmp_path: Path) -> None:
 
 def test_trace_without_records(tmp_path: Path) -> None:
     path = tmp_path / "empty.trace"
-    with tracegen.TraceWriter(path) as w:
-        w.info()
-        w.end()
+    tracegen.empty_trace(path)
     out = tmp_path / "empty.html"
     doc = report(path, "-o", str(out), "--cache", "zen4")
     assert doc["overview"]["records"] == 0 and doc["time"] is None and doc["heatmap"] is None

@@ -117,9 +117,7 @@ def test_page_draws_offline_without_errors(pages: dict[str, Path], name: str, tm
 
 def test_page_of_an_empty_trace_still_opens(tmp_path: Path) -> None:
     trace = tmp_path / "empty.trace"
-    with tracegen.TraceWriter(trace) as w:
-        w.info()
-        w.end()
+    tracegen.empty_trace(trace)
     page = tmp_path / "empty.html"
     assert memtap("report", str(trace), "-o", str(page)).returncode == 0
     dom = chromium(page, "--dump-dom")

@@ -195,7 +195,10 @@ function regionGrid(region, kind, bins) {
 function heatmapSection() {
   const s = section("heatmap", "Address x time");
   const h = DOC.heatmap;
-  if (unavailable(s, "heatmap") || !h) return;
+  if (unavailable(s, "heatmap") || !h) {
+    eventsSummary(s);
+    return;
+  }
   s.append(el("p", {class: "how"}, "Accesses per address range and time bin, one panel per region (regions " +
     h.regions_how + "). A cell counts the accesses whose first byte it holds; colour is logarithmic. All panels share " +
     "the time axis: zoom one and the others follow. Markers, exceptions and system calls are drawn below."));
