@@ -159,7 +159,7 @@ def main() -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out != "-":
-        write_section(Path(args.out), text)
+        write_section(Path(args.out), text, SECTION)
     return 0
 
 
