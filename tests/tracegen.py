@@ -203,3 +203,10 @@ def simple_trace(path: str | Path, *, codec: int = L.CODEC_RAW, end: bool = True
         w.end(events=6)
     w.close()
     return w
+
+
+def empty_trace(path: str | Path) -> None:
+    """A complete trace (INFO and END chunks) that holds no records."""
+    with TraceWriter(path) as w:
+        w.info()
+        w.end()

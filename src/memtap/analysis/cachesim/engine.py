@@ -79,8 +79,9 @@ class Simulator:
         li = [lv.name for lv in self.config.levels].index(level)
         return MESI[self._lib.ms_probe(self._sim, li, vcpu, addr)]
 
-    def result(self) -> Result:
-        """A snapshot of every counter and miss map."""
+    def counters(self) -> np.ndarray:
+        """The counters so far, without the miss maps: an array (levels + main memory, vCPUs, counter names in
+        native.counter_names() order), cheap enough to take between intervals of a run."""
         names = native.counter_names()
         nl = len(self.config.levels)
         counts = np.zeros((nl + 1, self.vcpus, len(names)), np.uint64)
@@ -88,6 +89,11 @@ class Simulator:
             for v in range(self.vcpus):
                 ptr = self._lib.ms_counters(self._sim, li, v)
                 counts[li, v] = np.ctypeslib.as_array(ptr, (len(names),))
+        return counts
+
+    def result(self) -> Result:
+        """A snapshot of every counter and miss map."""
+        counts = self.counters()
         nops = len(native.op_codes())
         ops = np.array([np.ctypeslib.as_array(self._lib.ms_op_counts(self._sim, v), (nops,))
                         for v in range(self.vcpus)], np.uint64)
