@@ -48,4 +48,12 @@ cachesim = Extension(
     extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
 )
 
-setup(ext_modules=[plugin, cachesim], cmdclass={"build_ext": BuildPlugin})
+# The exporters' core: the per-record formatting of the simulator and timeline formats (memtap.export.native).
+exporters = Extension(
+    "memtap.export.libexport",
+    sources=["src/memtap/export/core.c"],
+    depends=["src/memtap/export/core.h"],
+    extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
+)
+
+setup(ext_modules=[plugin, cachesim, exporters], cmdclass={"build_ext": BuildPlugin})
