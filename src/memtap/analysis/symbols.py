@@ -292,7 +292,7 @@ class Symbols:
         self._disasm: dict[int, str | None] = {}
         self._noted: set[int] = set()
         self._outside: set[int] = set()
-        self._cs: dict[tuple[int, int], capstone.Cs] = {}
+        self._cs: dict[tuple[int, int, bool], capstone.Cs] = {}
 
     def _build_lines(self) -> None:
         """One address-sorted line table over all images, with file paths numbered across them."""
@@ -360,24 +360,38 @@ class Symbols:
         f = self.functions[fn]
         return f"{f.name}+{pc - f.start:#x}"
 
+    def code_at(self, pc: int) -> tuple[bytes, tuple[int, int]] | None:
+        """The ELF bytes from pc on (up to the longest instruction) and the capstone (arch, mode) that decodes
+        them; None where no ELF has code at pc or no disassembler matches."""
+        image = next((i for i in self.images if i.contains(pc)), None)
+        if image is None or image.mode is None:
+            return None
+        arch, mode = image.mode
+        if image.machine == "EM_ARM" and image.thumb_at(pc):
+            mode |= capstone.CS_MODE_THUMB
+        for start, data in image.code:
+            if start <= pc < start + len(data):
+                return data[pc - start: pc - start + _MAX_INSN], (arch, mode)
+        return None
+
+    def decoder(self, arch: int, mode: int, detail: bool = False) -> capstone.Cs:
+        """A capstone disassembler for (arch, mode), made once."""
+        md = self._cs.get((arch, mode, detail))
+        if md is None:
+            md = self._cs[(arch, mode, detail)] = capstone.Cs(arch, mode)
+            md.detail = detail
+        return md
+
     def disassemble(self, pc: int) -> str | None:
         """The instruction at pc as ``mnemonic operands`` from the ELF's bytes; None where no ELF has code or
         no disassembler matches."""
         if pc in self._disasm:
             return self._disasm[pc]
         text = None
-        image = next((i for i in self.images if i.contains(pc)), None)
-        if image is not None and image.mode is not None:
-            arch, mode = image.mode
-            if image.machine == "EM_ARM" and image.thumb_at(pc):
-                mode |= capstone.CS_MODE_THUMB
-            md = self._cs.get((arch, mode))
-            if md is None:
-                md = self._cs[(arch, mode)] = capstone.Cs(arch, mode)
-            for start, data in image.code:
-                if start <= pc < start + len(data):
-                    insn = next(md.disasm_lite(data[pc - start: pc - start + _MAX_INSN], pc, 1), None)
-                    text = f"{insn[2]} {insn[3]}".strip() if insn else None
+        code = self.code_at(pc)
+        if code is not None:
+            insn = next(self.decoder(*code[1]).disasm_lite(code[0], pc, 1), None)
+            text = f"{insn[2]} {insn[3]}".strip() if insn else None
         self._disasm[pc] = text
         return text
 

@@ -51,6 +51,16 @@ class Source:
     arch: str | None
     vcpus: list[int] | None
     name: str
+    kinds: frozenset[int] | None = None   # the kinds selected (None: all)
+    events: list[str] | None = None       # the events recorded, when known (a file's INFO)
+
+    def require(self, fmt: str, kind: str) -> None:
+        """A format that needs records of one kind refuses a selection or a recording without them."""
+        if self.kinds is not None and L.KIND_NAMES.index(kind) not in self.kinds:
+            raise UserError(f"{fmt} needs {kind} records: add {kind} to --kinds")
+        if self.events is not None and kind not in self.events:
+            raise UserError(f"{fmt} needs {kind} records, and {self.name} was recorded with --events "
+                            f"{','.join(self.events)}")
 
 
 def trace_source(trace: Any, selection: dict[str, Any]) -> Source:
@@ -61,7 +71,10 @@ def trace_source(trace: Any, selection: dict[str, Any]) -> Source:
     def columns(names: list[str]) -> Iterator[dict[str, np.ndarray]]:
         return trace.columns(names, **selection)
 
-    return Source(columns, trace.arch, vcpus, str(trace.path))
+    from memtap.trace.reader import parse_kinds
+
+    return Source(columns, trace.arch, vcpus, str(trace.path), parse_kinds(selection.get("kinds")),
+                  trace.info.get("events"))
 
 
 def ring_source(name: str, selection: dict[str, Any], arch: str | None) -> Source:
@@ -94,7 +107,7 @@ def ring_source(name: str, selection: dict[str, Any], arch: str | None) -> Sourc
                 if len(part):
                     yield {n: np.ascontiguousarray(part[n]) for n in names}
 
-    return Source(columns, arch, None if vcpus is None else sorted(vcpus), f"ring {name}")
+    return Source(columns, arch, None if vcpus is None else sorted(vcpus), f"ring {name}", kinds)
 
 
 # What each drop reason means, for the one-line report.
@@ -188,15 +201,6 @@ def split_by_vcpu(cols: dict[str, np.ndarray]) -> Iterator[tuple[int, dict[str, 
     for v in np.unique(vcpu).tolist():
         keep = vcpu == v
         yield v, {n: a[keep] for n, a in cols.items()}
-
-
-def require_kinds(fmt: str, source_kinds: Any, needed: str) -> None:
-    """A format that needs fetch records refuses a selection that excludes them."""
-    from memtap.trace.reader import parse_kinds
-
-    kinds = parse_kinds(source_kinds)
-    if kinds is not None and L.KIND_NAMES.index(needed) not in kinds:
-        raise UserError(f"{fmt} needs {needed} records: add {needed} to --kinds")
 
 
 def write_batches(source: Source, out: str, names: list[str], opts: Options, addr_bits: int, per_record: int,
