@@ -45,8 +45,17 @@ def options(args: argparse.Namespace) -> Options:
     if args.interval < 1:
         raise UserError("--interval must be at least 1")
     return Options(address=args.address, time=args.time, line=args.line,
-                   elf=[parse_elf_spec(e) for e in args.elf or []], interval=args.interval,
-                   cache=(args.cache_preset, args.cache_config))
+                   elf=[parse_elf_spec(e) for e in args.elf or []], interval=args.interval, cache=cache_config(args))
+
+
+def cache_config(args: argparse.Namespace):
+    """The hierarchy of ramulator-o3: a TOML file, a preset (default zen4), indexed by --address."""
+    from memtap.analysis.cachesim import load_config, preset, with_options
+
+    if args.cache_config and args.cache_preset:
+        raise UserError("give --cache-config or --cache-preset, not both")
+    cfg = load_config(args.cache_config) if args.cache_config else preset(args.cache_preset or "zen4")
+    return with_options(cfg, address=args.address)
 
 
 def run(args: argparse.Namespace, fmt: str) -> int:
