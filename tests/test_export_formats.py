@@ -390,7 +390,7 @@ def test_ramulator_o3_lines_are_the_cold_misses(seq_traces, arch):
     out, err = text_of(seq_traces[arch], "ramulator-o3")
     assert err == ""
     want, seen, last, icount = [], set(), None, -1
-    for k, pc, va, _, _ in expected_seq(arch):
+    for k, _pc, va, _, _ in expected_seq(arch):
         if k == "marker":
             continue
         icount += k == "fetch"
@@ -462,7 +462,7 @@ def test_physical_addresses_drop_records_without_one(seq_traces):
 
 def test_bad_requests_are_one_line_errors(seq_traces, tmp_path):
     trace = str(seq_traces["riscv64"])
-    for args, message in [
+    for args, error in [
         (["--format", "champsim", "-o", str(tmp_path / "x")], "give the guest's ELF file(s) with --elf"),
         (["--format", "uftrace", "-o", "-", "--elf", str(guest("riscv64", "seq"))], "uftrace writes a directory"),
         (["--format", "champsim", "-o", str(tmp_path / "x"), "--kinds", "load", "--elf", "x"],
@@ -470,5 +470,5 @@ def test_bad_requests_are_one_line_errors(seq_traces, tmp_path):
         (["--format", "lackey", "-o", str(tmp_path / "x"), "--line", "48"], "--line 48: must be a power of two"),
     ]:
         proc = memtap("export", trace, *args)
-        assert proc.returncode == 1 and proc.stderr.startswith("memtap: ") and message in proc.stderr, proc.stderr
+        assert proc.returncode == 1 and proc.stderr.startswith("memtap: ") and error in proc.stderr, proc.stderr
         assert len(proc.stderr.splitlines()) == 1
