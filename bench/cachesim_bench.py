@@ -132,10 +132,10 @@ def _pycachesim_version() -> str:
     return version("pycachesim")
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (or append it), leaving the other sections alone."""
+def write_section(path: Path, section: str, title: str = SECTION) -> None:
+    """Replace a benchmark's section of RESULTS.md (or append it), leaving the other sections alone."""
     text = path.read_text() if path.exists() else ""
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## (?!#)|\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(title)}\n.*?(?=^## (?!#)|\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text, count=1)
     else:

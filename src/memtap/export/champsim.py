@@ -41,18 +41,20 @@ def write(source: Source, out: str, opts: Options, warn: Warn) -> int:
     states: dict[int, native.ChampsimState] = {}
     files = {}
     written = 0
+    buf = np.empty(0, native.CHAMPSIM_INSTR)
     with contextlib.ExitStack() as stack:
         def emit(vcpu: int, cols: dict[str, np.ndarray], final: int) -> None:
-            nonlocal written
+            nonlocal written, buf
             if vcpu not in files:
                 files[vcpu] = stack.enter_context(output_file(per_vcpu_path(out, vcpu)))
                 states[vcpu] = native.ChampsimState()
             batch = native.Batch(cols, opts.addr_column, opts.time)
             idx = pcmap.find(cols["pc"])
-            buf = np.empty(batch.n + 1, native.CHAMPSIM_INSTR)
+            if len(buf) < batch.n + 1:
+                buf = np.empty(batch.n + 1, native.CHAMPSIM_INSTR)
             n = lib.mx_champsim(batch.ref, idx.ctypes.data, pcmap.handle, states[vcpu], final, buf.ctypes.data,
                                 drops.ptr)
-            files[vcpu].write(buf[:n].tobytes())
+            files[vcpu].write(memoryview(buf[:n]).cast("B"))
             written += n
 
         for cols in source.columns(names):

@@ -13,30 +13,37 @@ static const char HEX[] = "0123456789abcdef";
 /* x as lowercase hex, at least `min` digits. */
 static inline char *put_hex(char *o, uint64_t x, int min)
 {
-    char tmp[16];
-    int n = 0;
-    do {
-        tmp[n++] = HEX[x & 15];
-        x >>= 4;
-    } while (x);
-    while (n < min)
-        tmp[n++] = '0';
-    while (n)
-        *o++ = tmp[--n];
-    return o;
+    int digits = x ? (67 - __builtin_clzll(x)) / 4 : 1;
+    if (digits < min)
+        digits = min;
+    char *end = o + digits;
+    for (char *p = end; p > o; x >>= 4)
+        *--p = HEX[x & 15];
+    return end;
 }
+
+static const char PAIRS[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                            "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                            "8081828384858687888990919293949596979899";
 
 static inline char *put_dec(char *o, uint64_t x)
 {
-    char tmp[20];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + x % 10);
-        x /= 10;
-    } while (x);
-    while (n)
-        *o++ = tmp[--n];
-    return o;
+    char tmp[20], *p = tmp + 20;
+    while (x >= 100) {
+        const char *d = PAIRS + 2 * (x % 100);
+        x /= 100;
+        *--p = d[1];
+        *--p = d[0];
+    }
+    if (x >= 10) {
+        *--p = PAIRS[2 * x + 1];
+        *--p = PAIRS[2 * x];
+    } else {
+        *--p = (char)('0' + x);
+    }
+    size_t n = (size_t)(tmp + 20 - p);
+    memcpy(o, p, n);
+    return o + n;
 }
 
 static inline char *put_str(char *o, const char *s)
@@ -309,7 +316,7 @@ EXPORT size_t mx_gem5(const struct mx_cols *c, uint64_t ticks_per_unit, char *ou
             continue;
         uint32_t flags = (c->kind[i] == MX_FETCH ? GEM5_INST_FETCH : 0) |
                          (c->flags[i] & MX_RF_IO ? GEM5_UNCACHEABLE : 0);
-        uint8_t body[64], *b = body;
+        uint8_t *body = o + 1, *b = body;   /* a Packet is under 128 bytes: its length is one varint byte */
         *b++ = 0x08; /* 1 tick */
         b = put_varint(b, c->time[i] * ticks_per_unit);
         *b++ = 0x10; /* 2 cmd */
@@ -324,9 +331,8 @@ EXPORT size_t mx_gem5(const struct mx_cols *c, uint64_t ticks_per_unit, char *ou
         }
         *b++ = 0x38; /* 7 pc */
         b = put_varint(b, c->pc[i]);
-        o = put_varint(o, (uint64_t)(b - body));
-        memcpy(o, body, (size_t)(b - body));
-        o += b - body;
+        *o = (uint8_t)(b - body);
+        o = b;
     }
     return (size_t)(o - (uint8_t *)out);
 }

@@ -28,7 +28,8 @@ from memtap.trace import layout as L
 NAME = "ramulator-o3"
 SUMMARY = "Ramulator 2 SimpleO3 trace of last-level cache misses (memtap's cache simulator), one per core"
 LIVE = True
-_COLUMNS = ["pos", "icount", "vaddr", "paddr", "pc", "value", "vcpu", "kind", "size", "priv", "flags"]
+_COLUMNS = ["icount", "vaddr", "paddr", "pc", "value", "vcpu", "kind", "size", "flags"]
+_SIMULATED = ("vaddr", "paddr", "pc", "value", "vcpu", "kind", "size", "flags")   # what the simulator reads
 _LIMIT = 1 << 63   # SimpleO3 reads addresses with std::stoll
 
 
@@ -64,9 +65,9 @@ def write(source: Source, out: str, opts: Options, warn: Warn) -> int:
             core.lines.clear()
 
         for cols in source.columns(_COLUMNS):
-            records = np.zeros(len(cols["pos"]), L.RECORD)
-            for name, column in cols.items():
-                records[name] = column
+            records = np.empty(len(cols["kind"]), L.RECORD)
+            for name in _SIMULATED:
+                records[name] = cols[name]
             log = sim.feed(records)
             if not len(log):
                 continue
