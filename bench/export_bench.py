@@ -106,7 +106,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--arch", default="riscv64")
     ap.add_argument("--workload", action="append", choices=WORKLOADS)
-    ap.add_argument("--insns", type=int, default=2_000_000)
+    ap.add_argument("--insns", type=int, default=5_000_000)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"), help="report file, '-' for none")
     args = ap.parse_args()

@@ -472,3 +472,32 @@ def test_bad_requests_are_one_line_errors(seq_traces, tmp_path):
         proc = memtap("export", trace, *args)
         assert proc.returncode == 1 and proc.stderr.startswith("memtap: ") and error in proc.stderr, proc.stderr
         assert len(proc.stderr.splitlines()) == 1
+
+
+# --- from the live ring ---------------------------------------------------------------------------------------------
+
+
+def test_exports_from_a_live_ring_equal_the_files(tmp_path):
+    """Two exports attached to a recording's ring (it waits for both) write what the same exports of its trace
+    file write."""
+    import sys
+
+    from ringlib import Recording, ring_name, wait_for_ring
+
+    name, trace, elf = ring_name(), tmp_path / "cover.trace", str(guest("riscv64", "cover"))
+    rec = Recording(name, "riscv64", "cover", "--ring-wait", "2", trace=trace)
+    wait_for_ring(name)
+    live = {fmt: subprocess.Popen([sys.executable, "-m", "memtap.cli.main", "export", "--ring", name, "--arch",
+                                   "riscv64", "--format", fmt, "-o", str(tmp_path / f"live.{fmt}"), "--elf", elf],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for fmt in ("lackey", "uftrace")}
+    assert rec.wait() == 0, rec.stderr
+    for fmt, proc in live.items():
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        export(trace, fmt, tmp_path / f"file.{fmt}", "--elf", elf, "--order", "file")
+    assert (tmp_path / "live.lackey").read_text() == (tmp_path / "file.lackey").read_text()
+    for part in ("100.dat", "task.txt", "sid-0.map", "info"):
+        assert (tmp_path / "live.uftrace" / part).read_bytes() == (tmp_path / "file.uftrace" / part).read_bytes()
+    recs = read_uftrace_dat((tmp_path / "live.uftrace" / "100.dat").read_bytes())
+    assert [r[1] for r in recs if r[3] == symbols(guest("riscv64", "cover"))["square"]] == [0, 1] * 15

@@ -129,8 +129,9 @@ def _dwarf_files(dwarf, cu, program) -> list[str]:
 class _Image:
     """One ELF file: its code bytes, symbols and line rows, at run-time addresses."""
 
-    def __init__(self, spec: ElfSpec, warn: Warn) -> None:
+    def __init__(self, spec: ElfSpec, warn: Warn, lines: bool = True) -> None:
         self.spec = spec
+        self.with_lines = lines
         try:
             f = open(spec.path, "rb")
         except FileNotFoundError:
@@ -160,7 +161,8 @@ class _Image:
                     self.code.append((start, sec.data()))
         self.exec_ranges = sorted(exec_sections.values())
         self.functions = self._symbols(elf, exec_sections, warn)
-        self.rows = self._line_rows(elf, warn)
+        empty = np.zeros(0, np.uint64)
+        self.rows = self._line_rows(elf, warn) if self.with_lines else (empty, empty, [], np.zeros(0, np.uint32))
 
     def _symbols(self, elf: ELFFile, exec_sections: dict[int, tuple[int, int]], warn: Warn) -> list[tuple]:
         """(Function, reach end) per code symbol: a sized function reaches its end, a label its section's."""
@@ -262,15 +264,17 @@ def _lookup(starts: np.ndarray, ends: np.ndarray, pcs: np.ndarray) -> np.ndarray
 class Symbols:
     """The symbols, source lines and code of several ELF files, checked against the trace's architecture.
 
-    ``functions``: every code symbol (``Function``); ``files``: every source path of the line tables.
+    ``functions``: every code symbol (``Function``); ``files``: every source path of the line tables (none with
+    ``lines=False``, which skips reading DWARF for callers that need symbols and code only).
     """
 
-    def __init__(self, specs: Sequence[ElfSpec], arch: str | None = None, warn: Warn | None = None) -> None:
+    def __init__(self, specs: Sequence[ElfSpec], arch: str | None = None, warn: Warn | None = None,
+                 lines: bool = True) -> None:
         self.warn = warn or default_warn()
         self.arch = arch
         self.images: list[_Image] = []
         for spec in specs:
-            image = _Image(spec, self.warn)
+            image = _Image(spec, self.warn, lines)
             wanted = _TARGETS.get((image.machine, image.elfclass))
             if arch and wanted is not None and arch not in wanted:
                 self.warn(f"{spec.path}: ELF for {image.machine[3:].lower()}, but the trace is from a {arch} "

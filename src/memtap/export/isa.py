@@ -256,4 +256,4 @@ def decoder_for(fmt: str, source: Source, opts: Options, warn: Warn) -> Decoder:
         raise UserError(f"{fmt} decodes the executed instructions: give the guest's ELF file(s) with --elf")
     if source.arch is None:
         raise UserError(f"{fmt}: the guest's architecture is unknown: give it with --arch")
-    return Decoder(Symbols(opts.elf, source.arch, lambda m: warn(f"warning: {m}")), warn)
+    return Decoder(Symbols(opts.elf, source.arch, lambda m: warn(f"warning: {m}"), lines=False), warn)
