@@ -26,11 +26,9 @@ enum mx_drop {
     MX_DROP_MARKER,      /* the format has no markers */
     MX_DROP_EXCEPTION,   /* ... no exceptions */
     MX_DROP_CMO,         /* ... no label for this cache operation */
-    MX_DROP_FETCH,       /* ... no instruction fetches */
     MX_DROP_NO_PADDR,    /* physical addresses asked for, the record has none */
     MX_DROP_WIDE_ADDR,   /* the address does not fit the format */
     MX_DROP_ZERO_ADDR,   /* address 0 means "no operand" in the format */
-    MX_DROP_WIDE_SIZE,   /* the access size does not fit the format */
     MX_DROP_MEMOPS,      /* more memory operands than the format's slots for one instruction */
     MX_DROP_ORPHAN,      /* an access whose instruction's fetch is not in the selection */
     MX_NDROPS

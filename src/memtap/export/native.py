@@ -17,8 +17,7 @@ from memtap.errors import MemtapError
 LIBRARY = Path(__file__).with_name("libexport.so")
 
 # enum mx_drop, in order
-DROPS = ("marker", "exception", "cmo", "fetch", "no_paddr", "wide_addr", "zero_addr", "wide_size", "memops",
-         "orphan")
+DROPS = ("marker", "exception", "cmo", "no_paddr", "wide_addr", "zero_addr", "memops", "orphan")
 # branch classes of struct mx_pcmap's info (MX_INFO_CLASS)
 NOT_BRANCH, COND, JUMP, JUMP_INDIRECT, CALL, CALL_INDIRECT, RETURN, BRANCH_OTHER = range(8)
 

@@ -115,11 +115,9 @@ _DROP_TEXT = {
     "marker": "marker records (the format has no markers)",
     "exception": "exception records (the format has no exceptions)",
     "cmo": "cache operations the format has no label for",
-    "fetch": "instruction fetches (the format has none)",
     "no_paddr": "records without a physical address (--address physical)",
     "wide_addr": "records whose address does not fit the format",
     "zero_addr": "memory operands at address 0 (0 means an empty slot in the format)",
-    "wide_size": "accesses larger than the format's largest size",
     "memops": "memory operands beyond the format's slots for one instruction",
     "orphan": "accesses whose instruction's fetch is not in the selection",
 }
