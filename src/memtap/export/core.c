@@ -337,6 +337,16 @@ EXPORT size_t mx_gem5(const struct mx_cols *c, uint64_t ticks_per_unit, char *ou
     return (size_t)(o - (uint8_t *)out);
 }
 
+/* --- records for the cache simulator ------------------------------------------------------------------------ */
+
+EXPORT void mx_records(const struct mx_cols *c, const uint64_t *vaddr, const uint64_t *paddr, struct mx_record *out)
+{
+    for (uint64_t i = 0; i < c->n; i++)
+        out[i] = (struct mx_record){.vaddr = vaddr[i], .paddr = paddr[i], .pc = c->pc[i], .value = c->value[i],
+                                    .vcpu = c->vcpu[i], .kind = c->kind[i], .size = c->size[i],
+                                    .flags = c->flags[i]};
+}
+
 /* --- instruction addresses -> what the exporters know about them --------------------------------------------- */
 
 struct mx_pcmap {

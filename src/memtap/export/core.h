@@ -63,6 +63,21 @@ size_t mx_dramsim3(const struct mx_cols *c, char *out, uint64_t *drops);
 size_t mx_ramulator(const struct mx_cols *c, char *out, uint64_t *drops);
 size_t mx_gem5(const struct mx_cols *c, uint64_t ticks_per_unit, char *out, uint64_t *drops);
 
+/* --- records for the cache simulator ------------------------------------------------------------------------ */
+
+/* memtap_record (include/memtap/trace.h, layout.RECORD): the fields the cache simulator reads, at their offsets. */
+struct mx_record {
+    uint64_t pos, icount, vaddr, paddr, pc, value;
+    uint16_t vcpu;
+    uint8_t kind, size, priv, flags;
+    uint16_t fetches;
+    uint64_t value_hi;
+};
+_Static_assert(sizeof(struct mx_record) == 64, "memtap_record is 64 bytes");
+
+/* Fills records from columns: vaddr, paddr, pc, value, vcpu, kind, size and flags (the others zero). */
+void mx_records(const struct mx_cols *c, const uint64_t *vaddr, const uint64_t *paddr, struct mx_record *out);
+
 /* --- instructions by address -------------------------------------------------------------------------------- */
 
 /* What the exporters know about one instruction address: `info` packs ChampSim's register bytes and the branch

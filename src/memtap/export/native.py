@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from memtap.errors import MemtapError
+from memtap.trace import layout as L
 
 LIBRARY = Path(__file__).with_name("libexport.so")
 
@@ -24,6 +25,8 @@ NOT_BRANCH, COND, JUMP, JUMP_INDIRECT, CALL, CALL_INDIRECT, RETURN, BRANCH_OTHER
 CHAMPSIM_INSTR = np.dtype([("ip", "<u8"), ("is_branch", "u1"), ("branch_taken", "u1"),
                            ("destination_registers", "u1", (2,)), ("source_registers", "u1", (4,)),
                            ("destination_memory", "<u8", (2,)), ("source_memory", "<u8", (4,))])
+# struct mx_record: the offsets of the layout.RECORD fields mx_records writes
+RECORD_OFFSETS = {"vaddr": 16, "paddr": 24, "pc": 32, "value": 40, "vcpu": 48, "kind": 50, "size": 51, "flags": 53}
 CALL_EVENT = np.dtype([("time", "<u8"), ("addr", "<u8"), ("func", "<i4"), ("depth", "<u2"), ("type", "u1"),
                        ("reserved", "u1")])
 
@@ -51,6 +54,8 @@ def lib() -> ctypes.CDLL:
     """The loaded core; a MemtapError when it was not built."""
     if CHAMPSIM_INSTR.itemsize != 64:
         raise MemtapError("ChampSim record layout is not 64 bytes")
+    if any(L.RECORD.fields[k][1] != off for k, off in RECORD_OFFSETS.items()):
+        raise MemtapError("the exporters' core does not match memtap.layout.RECORD; rebuild memtap")
     try:
         so = ctypes.CDLL(str(LIBRARY))
     except OSError as exc:
@@ -63,6 +68,7 @@ def lib() -> ctypes.CDLL:
         "mx_dramsim3": (sz, [cols, p, p]),
         "mx_ramulator": (sz, [cols, p, p]),
         "mx_gem5": (sz, [cols, u64, p, p]),
+        "mx_records": (None, [cols, p, p, p]),
         "mx_pcmap_new": (p, []),
         "mx_pcmap_free": (None, [p]),
         "mx_pcmap_put": (ctypes.c_int, [p, u64, u64, ctypes.c_int32]),
@@ -100,6 +106,13 @@ class Batch:
     @property
     def ref(self) -> ctypes._Pointer:
         return ctypes.byref(self.c)
+
+    def records(self, buf: np.ndarray) -> np.ndarray:
+        """The batch as layout.RECORD records with the fields the cache simulator reads, in buf (at least n long:
+        reusing it spares the pages of a fresh array)."""
+        out = buf[: self.n]
+        lib().mx_records(self.ref, self.cols["vaddr"].ctypes.data, self.cols["paddr"].ctypes.data, out.ctypes.data)
+        return out
 
 
 class PcMap:

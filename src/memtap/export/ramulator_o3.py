@@ -14,6 +14,7 @@ from collections import deque
 import numpy as np
 
 from memtap.analysis.cachesim import Simulator, preset
+from memtap.export import native
 from memtap.export.stream import (
     Drops,
     Options,
@@ -29,7 +30,6 @@ NAME = "ramulator-o3"
 SUMMARY = "Ramulator 2 SimpleO3 trace of last-level cache misses (memtap's cache simulator), one per core"
 LIVE = True
 _COLUMNS = ["icount", "vaddr", "paddr", "pc", "value", "vcpu", "kind", "size", "flags"]
-_SIMULATED = ("vaddr", "paddr", "pc", "value", "vcpu", "kind", "size", "flags")   # what the simulator reads
 _LIMIT = 1 << 63   # SimpleO3 reads addresses with std::stoll
 
 
@@ -52,6 +52,7 @@ def write(source: Source, out: str, opts: Options, warn: Warn) -> int:
     cores: dict[int, Core] = {}
     files = {}
     written = 0
+    buf = np.empty(0, L.RECORD)
     with contextlib.ExitStack() as stack, Simulator(config) as sim:
         sim.log_memory()
 
@@ -65,10 +66,9 @@ def write(source: Source, out: str, opts: Options, warn: Warn) -> int:
             core.lines.clear()
 
         for cols in source.columns(_COLUMNS):
-            records = np.empty(len(cols["kind"]), L.RECORD)
-            for name in _SIMULATED:
-                records[name] = cols[name]
-            log = sim.feed(records)
+            if len(buf) < len(cols["kind"]):
+                buf = np.empty(len(cols["kind"]), L.RECORD)
+            log = sim.feed(native.Batch(cols).records(buf))
             if not len(log):
                 continue
             # A record's writes first: the dirty line its own fill evicted rides on its read line.
