@@ -166,3 +166,28 @@ TRACE_EVENT_SCHEMA = {
         },
     },
 }
+
+
+def champsim_branch_type(rec: dict) -> str:
+    """The branch type ChampSim infers from a record's registers (ChampSim's inc/instruction.h, ooo_model_instr's
+    constructor): special registers 6 (stack pointer), 25 (flags), 26 (instruction pointer)."""
+    sp, flags, ip = 6, 25, 26
+    src, dst = rec["src_regs"], rec["dst_regs"]
+    writes_sp, writes_ip = sp in dst, ip in dst
+    reads_sp, reads_flags, reads_ip = sp in src, flags in src, ip in src
+    reads_other = any(r not in (sp, flags, ip) for r in src)
+    if not reads_sp and not reads_flags and writes_ip and not reads_other:
+        return "direct_jump"
+    if not reads_sp and not reads_ip and not reads_flags and writes_ip and reads_other:
+        return "indirect"
+    if not reads_sp and reads_ip and not writes_sp and writes_ip and (reads_flags or reads_other):
+        return "conditional"
+    if reads_sp and reads_ip and writes_sp and writes_ip and not reads_flags and not reads_other:
+        return "direct_call"
+    if reads_sp and reads_ip and writes_sp and writes_ip and not reads_flags and reads_other:
+        return "indirect_call"
+    if reads_sp and not reads_ip and writes_sp and writes_ip:
+        return "return"
+    if writes_ip:
+        return "other"
+    return "not_branch"

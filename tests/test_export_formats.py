@@ -22,6 +22,7 @@ from elftools.elf.elffile import ELFFile
 from formats_readers import (
     LACKEY_LINE,
     TRACE_EVENT_SCHEMA,
+    champsim_branch_type,
     gem5_messages,
     message,
     read_champsim,
@@ -236,6 +237,88 @@ def test_champsim_records_are_the_guests_instructions(seq_traces, arch, tmp_path
         g["dst_regs"].sort()
     assert got == want
     assert sum(g["taken"] for g in got) == 9   # the loop branch back, 9 of its 10 times
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_champsim_calls_and_returns_as_champsim_infers_them(cover_traces, arch, tmp_path):
+    """On cover, ChampSim's own inference from the registers finds sum_squares' 15 calls of square (indirect on
+    RISC-V, whose `call` is auipc + jalr through ra), square's 15 returns (each back after its call), and loop
+    branches taken as the guest took them."""
+    out = tmp_path / "cover.champsim"
+    elf = guest(arch, "cover")
+    with open(elf, "rb") as f:
+        text = ELFFile(f).get_section_by_name(".text")
+        code = f"{text['sh_addr']:#x}:{text['sh_addr'] + text['sh_size']:#x}"
+    # only the guest's own code (x86's firmware runs millions of instructions before it)
+    export(cover_traces[arch], "champsim", out, "--elf", str(elf), "--addr", code)
+    recs = read_champsim(out.read_bytes())
+    with open(elf, "rb") as f:
+        tab = ELFFile(f).get_section_by_name(".symtab")
+        extent = {n: (s["st_value"], s["st_value"] + s["st_size"]) for n in ("square", "sum_squares")
+                  for s in tab.get_symbol_by_name(n)}
+    types = [champsim_branch_type(r) for r in recs]
+    inside = lambda i, name: extent[name][0] <= recs[i]["ip"] < extent[name][1]   # noqa: E731
+    call = "indirect_call" if arch == "riscv64" else "direct_call"
+    calls = [i for i, t in enumerate(types) if t == call and inside(i, "sum_squares")]
+    assert len(calls) == 15 and all(recs[i + 1]["ip"] == extent["square"][0] for i in calls)
+    returns = [i for i, t in enumerate(types) if t == "return" and inside(i, "square")]
+    assert len(returns) == 15
+    assert all(recs[r + 1]["ip"] == recs[c]["ip"] + _insn_size(arch, elf, recs[c]["ip"])
+               for c, r in zip(calls, returns, strict=True))
+    assert all(recs[i]["taken"] == 1 for i in calls + returns)
+    # every conditional branch's taken bit says whether the next instruction is not the one after it
+    for i, t in enumerate(types[:-1]):
+        if t == "conditional":
+            after = recs[i]["ip"] + _insn_size(arch, elf, recs[i]["ip"])
+            assert recs[i]["taken"] == int(recs[i + 1]["ip"] != after)
+    assert not any(t == "not_branch" and r["is_branch"] for t, r in zip(types, recs, strict=True))
+
+
+def _insn_size(arch: str, elf: Path, addr: int) -> int:
+    """Length of the instruction at addr, by capstone from the ELF's bytes."""
+    import capstone
+    from guestlib import _CAPSTONE
+
+    with open(elf, "rb") as f:
+        for seg in ELFFile(f).iter_segments():
+            if seg["p_type"] == "PT_LOAD" and seg["p_vaddr"] <= addr < seg["p_vaddr"] + seg["p_filesz"]:
+                data = seg.data()[addr - seg["p_vaddr"]: addr - seg["p_vaddr"] + 16]
+    return next(capstone.Cs(*_CAPSTONE[arch]).disasm(data, addr, 1)).size
+
+
+def test_per_core_formats_write_one_file_per_vcpu(tmp_path):
+    """The smp guest: CPU k stores 256 u32 values into its own 1 KiB; champsim writes core{k} for each vCPU, with
+    those stores as destination operands, and uftrace a task per vCPU; without {vcpu} the export refuses."""
+    arch = "riscv64"
+    trace = tmp_path / "smp.trace"
+    proc = record(trace, arch, "smp", "--start-on-marker", smp=4)
+    assert proc.returncode == 0, proc.stderr
+    elf = str(guest(arch, "smp"))
+    proc = memtap("export", str(trace), "--format", "champsim", "-o", str(tmp_path / "core.champsim"), "--elf", elf)
+    assert proc.returncode == 1 and "put {vcpu} in the output name" in proc.stderr
+    export(trace, "champsim", tmp_path / "core{vcpu}.champsim", "--elf", elf)
+    region = symbols(guest(arch, "smp"))["mt_smp_region"]
+    for k in range(4):
+        recs = read_champsim((tmp_path / f"core{k}.champsim").read_bytes())
+        stores = [m for r in recs for m in r["dst_mem"] if region <= m < region + 4096]
+        assert stores == [region + k * 1024 + 4 * i for i in range(256)]
+    d = tmp_path / "uftrace.data"
+    export(trace, "uftrace", d, "--elf", elf)
+    assert sorted(p.name for p in d.glob("*.dat")) == ["100.dat", "200.dat", "300.dat", "400.dat"]
+    assert "taskinfo:tids=100,200,300,400\n" in (d / "info").read_bytes().decode(errors="replace")
+
+
+def test_chrome_shows_exceptions(tmp_path):
+    """The riscv64 priv guest's ecall from user mode: one exception event on vCPU 0's track, from the ecall to the
+    handler, cause 8."""
+    trace = tmp_path / "priv.trace"
+    proc = record(trace, "riscv64", "priv", "--start-on-marker")
+    assert proc.returncode == 0, proc.stderr
+    out, _ = text_of(trace, "chrome")
+    sym = symbols(guest("riscv64", "priv"))
+    got = [e for e in json.loads(out)["traceEvents"] if e["ph"] == "i"]
+    assert [(e["name"], e["tid"], e["args"]) for e in got] == [
+        ("exception", 1, {"handler": f"{sym['priv_handler']:#x}", "from": f"{sym['user_ecall']:#x}", "cause": "0x8"})]
 
 
 # --- uftrace and Chrome on cover ------------------------------------------------------------------------------
