@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options read only by the formats of memtap.export.formats."""
     g = p.add_argument_group("simulator and timeline formats (docs/formats.md)")
     g.add_argument("--ring", metavar="NAME", help="export live from the ring of a running `memtap record --ring "
-                   "NAME` instead of a file (formats that can: see docs/formats.md)")
+                   "NAME` instead of a file (every format but csv and parquet)")
     g.add_argument("--arch", help="with --ring: the guest's QEMU target (x86_64, aarch64, riscv64, ...), for the "
                    "formats that decode instructions")
     g.add_argument("--address", choices=["virtual", "physical"], default="virtual",
@@ -65,8 +65,6 @@ def run(args: argparse.Namespace, fmt: str) -> int:
     if args.ring is not None:
         if args.trace is not None:
             raise UserError("give either a trace file or --ring NAME, not both")
-        if not mod.LIVE:
-            raise UserError(f"{fmt} cannot be written from a live ring (docs/formats.md says why)")
         source = ring_source(args.ring, selection_kwargs(args), args.arch)
     else:
         if args.trace is None:

@@ -26,7 +26,6 @@ from memtap.export.stream import (
 
 NAME = "champsim"
 SUMMARY = "ChampSim input_instr records (xz by name), one trace per core"
-LIVE = True
 
 
 def write(source: Source, out: str, opts: Options, warn: Warn) -> int:

@@ -23,7 +23,6 @@ from memtap.trace import layout as L
 
 NAME = "chrome"
 SUMMARY = "Chrome trace-event JSON (Perfetto): function spans, markers, exceptions, access counters per vCPU"
-LIVE = True
 PID = 1
 _SPAN = 96   # bytes of one B/E line besides the name
 

@@ -11,7 +11,6 @@ from memtap.export.stream import Drops, Options, Source, Warn, columns_for, writ
 
 NAME = "dinero"
 SUMMARY = "Dinero IV extended din (i/r/w/c/v lines with sizes)"
-LIVE = True
 _LINE = 2 + 16 + 1 + 16 + 1
 
 

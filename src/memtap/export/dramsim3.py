@@ -11,7 +11,6 @@ from memtap.export.stream import Drops, Options, Source, Warn, columns_for, writ
 
 NAME = "dramsim3"
 SUMMARY = "DRAMsim3 'addr READ|WRITE cycle' lines"
-LIVE = True
 _LINE = 2 + 16 + 7 + 20 + 1
 
 

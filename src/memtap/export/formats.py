@@ -1,6 +1,6 @@
 """The simulator and timeline formats ``memtap export --format`` writes besides CSV and Parquet: one module
-each, imported only when used. Each module has NAME, SUMMARY, LIVE (whether it can be written from a live
-ring) and ``write(source, out, options, warn)``."""
+each, imported only when used. Each module has NAME, SUMMARY and ``write(source, out, options, warn)``, which
+reads a Source: a trace file's records or a live ring's (stream.py)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,6 @@ from memtap.export.stream import Drops, Options, Source, Warn, columns_for, writ
 
 NAME = "gem5"
 SUMMARY = "gem5 TrafficGen packet trace (protobuf, gem5 magic)"
-LIVE = True
 MAGIC = b"gem5"
 TICK_FREQ = 10**12
 TICKS_PER_UNIT = 1000   # one --time unit (an instruction or a position) is 1 ns

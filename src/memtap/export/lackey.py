@@ -11,7 +11,6 @@ from memtap.export.stream import Drops, Options, Source, Warn, columns_for, writ
 
 NAME = "lackey"
 SUMMARY = "Valgrind lackey's I/L/S/M lines"
-LIVE = True
 _LINE = 32   # longest line: " M " + 16 hex digits + "," + 3 digits + "\n"
 
 

@@ -10,7 +10,6 @@ from memtap.export.stream import Drops, Options, Source, Warn, columns_for, writ
 
 NAME = "ramulator"
 SUMMARY = "Ramulator 2 LoadStoreTrace 'LD|ST addr' lines"
-LIVE = True
 _LINE = 5 + 16 + 1
 
 

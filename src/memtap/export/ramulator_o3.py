@@ -28,7 +28,6 @@ from memtap.trace import layout as L
 
 NAME = "ramulator-o3"
 SUMMARY = "Ramulator 2 SimpleO3 trace of last-level cache misses (memtap's cache simulator), one per core"
-LIVE = True
 _COLUMNS = ["icount", "vaddr", "paddr", "pc", "value", "vcpu", "kind", "size", "flags"]
 _LIMIT = 1 << 63   # SimpleO3 reads addresses with std::stoll
 

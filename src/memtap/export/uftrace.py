@@ -29,7 +29,6 @@ from memtap.export.stream import Options, Source, Warn
 
 NAME = "uftrace"
 SUMMARY = "uftrace data directory of function entries and exits per vCPU"
-LIVE = True
 MAGIC = b"Ftrace!\0"
 # The header QEMU's plugin writes: version 4, header size 40, little endian, 64-bit, features PLTHOOK,
 # TASK_SESSION, SYM_REL_ADDR, MAX_STACK, AUTO_ARGS and 0x1000, every info section but one, max stack 1024.
