@@ -99,6 +99,21 @@ def test_lackey_dinero_ramulator_lines_are_the_guests_accesses(seq_traces, arch)
     assert err == MARKER_DROPPED.format("ramulator")
 
 
+def test_selection_options_choose_the_records_like_view(seq_traces):
+    """--range, --kinds and --addr select records for the export formats as they do for view."""
+    arch = "riscv64"
+    expected = expected_seq(arch)
+    buf = symbols(guest(arch, "seq"))["mt_buf"]
+    label = {"fetch": "i", "load": "r", "store": "w"}
+    out, _ = text_of(seq_traces[arch], "dinero", "--range", "3:12")
+    assert read_dinero(out) == [(label[k], va, size) for k, _, va, size, _ in expected[3:12] if k != "marker"]
+    out, err = text_of(seq_traces[arch], "dinero", "--kinds", "store")
+    assert read_dinero(out) == [("w", va, size) for k, _, va, size, _ in expected if k == "store"] and err == ""
+    out, _ = text_of(seq_traces[arch], "dinero", "--addr", f"{buf + 2:#x}:{buf + 8:#x}")
+    assert read_dinero(out) == [(label[k], va, size) for k, _, va, size, _ in expected
+                                if k != "marker" and buf + 2 <= va < buf + 8]
+
+
 @pytest.mark.parametrize("arch", ARCHES)
 def test_dramsim3_cycles_are_positions_or_instruction_counts(seq_traces, arch):
     expected = expected_seq(arch)
