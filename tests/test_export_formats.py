@@ -530,6 +530,7 @@ def test_what_formats_cannot_hold_is_counted_once(tmp_path):
                                 ("S", 0x8000000000001000, 8), ("I", 0x100C, 4), ("I", 0x1010, 4), ("I", 0x1014, 4)]
     assert err == ("memtap: lackey: dropped 1 marker records (the format has no markers)\n"
                    "memtap: lackey: dropped 2 cache operations the format has no label for\n")
+    assert text_of(trace, "lackey", "--time", "pos")[0] == out   # one instruction is one icount, whatever --time
     out, err = text_of(trace, "dinero", "--line", "32")
     assert read_dinero(out) == [("i", 0x1000, 4), ("r", 0x10, 4), ("w", 0x10, 4), ("i", 0x1004, 4), ("r", 0, 8),
                                 ("i", 0x1008, 4), ("w", 0x8000000000001000, 8), ("i", 0x100C, 4),

@@ -4,6 +4,8 @@ The cache-simulator exercises that read lackey's output (the CMU cache lab's csi
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from memtap.export import native
@@ -16,6 +18,7 @@ _LINE = 32   # longest line: " M " + 16 hex digits + "," + 3 digits + "\n"
 
 def write(source: Source, out: str, opts: Options, warn: Warn) -> int:
     """Write the selection; returns the bytes written."""
+    opts = dataclasses.replace(opts, time="icount")   # lackey has no clock; an instruction is its icount
     lib = native.lib()
     state = native.LackeyState()
     names = columns_for(opts, "kind", "size", "flags", "pc", "vcpu")
