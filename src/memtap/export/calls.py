@@ -44,10 +44,7 @@ class CallTracker:
         if state is None:
             state = self.states[vcpu] = self.lib.mx_calls_new()
         batch = native.Batch(cols, self.opts.addr_column, self.opts.time)
-        fetch = cols["kind"] == 0
-        idx = np.full(batch.n, -1, np.int64)
-        if fetch.any():
-            idx[fetch] = self.pcmap.find(cols["pc"][fetch])
+        idx = self.pcmap.find(cols["pc"], cols["kind"])
         cap = batch.n + int(self.lib.mx_calls_depth(state)) + 1
         out = np.empty(cap, native.CALL_EVENT)
         n = self.lib.mx_calls(batch.ref, idx.ctypes.data, self.pcmap.handle, state, out.ctypes.data, cap)

@@ -48,7 +48,7 @@ def write(source: Source, out: str, opts: Options, warn: Warn) -> int:
                 files[vcpu] = stack.enter_context(output_file(per_vcpu_path(out, vcpu)))
                 states[vcpu] = native.ChampsimState()
             batch = native.Batch(cols, opts.addr_column, opts.time)
-            idx = pcmap.find(cols["pc"])
+            idx = pcmap.find(cols["pc"], cols["kind"])
             if len(buf) < batch.n + 1:
                 buf = np.empty(batch.n + 1, native.CHAMPSIM_INSTR)
             n = lib.mx_champsim(batch.ref, idx.ctypes.data, pcmap.handle, states[vcpu], final, buf.ctypes.data,

@@ -437,11 +437,16 @@ EXPORT int mx_pcmap_put(struct mx_pcmap *m, uint64_t pc, uint64_t info, int32_t 
     return 0;
 }
 
-EXPORT size_t mx_pcmap_find(struct mx_pcmap *m, const uint64_t *pcs, size_t n, int64_t *idx, uint64_t *missing)
+EXPORT size_t mx_pcmap_find(struct mx_pcmap *m, const uint64_t *pcs, const uint8_t *kind, size_t n, int64_t *idx,
+                             uint64_t *missing)
 {
     size_t nmiss = 0;
     uint64_t last = ~0ULL;
     for (size_t i = 0; i < n; i++) {
+        if (kind && kind[i] != MX_FETCH) {
+            idx[i] = -1;
+            continue;
+        }
         size_t s = probe(m, pcs[i]);
         if (m->keys[s]) {
             idx[i] = (int64_t)s;

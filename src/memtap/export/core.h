@@ -90,8 +90,10 @@ enum { MX_NOT_BRANCH, MX_COND, MX_JUMP, MX_JUMP_INDIRECT, MX_CALL, MX_CALL_INDIR
 struct mx_pcmap *mx_pcmap_new(void);
 void mx_pcmap_free(struct mx_pcmap *m);
 int mx_pcmap_put(struct mx_pcmap *m, uint64_t pc, uint64_t info, int32_t func);
-/* Writes each pc's slot to idx (-1: unknown) and the unknown pcs, once each, to missing; returns their count. */
-size_t mx_pcmap_find(struct mx_pcmap *m, const uint64_t *pcs, size_t n, int64_t *idx, uint64_t *missing);
+/* Writes each pc's slot to idx (-1: unknown) and the unknown pcs, once each, to missing; returns their count.
+ * With kind, only fetch records are looked up (the others get -1). */
+size_t mx_pcmap_find(struct mx_pcmap *m, const uint64_t *pcs, const uint8_t *kind, size_t n, int64_t *idx,
+                     uint64_t *missing);
 
 /* --- ChampSim input_instr ---------------------------------------------------------------------------------- */
 

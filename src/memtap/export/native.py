@@ -72,7 +72,7 @@ def lib() -> ctypes.CDLL:
         "mx_pcmap_new": (p, []),
         "mx_pcmap_free": (None, [p]),
         "mx_pcmap_put": (ctypes.c_int, [p, u64, u64, ctypes.c_int32]),
-        "mx_pcmap_find": (sz, [p, p, sz, p, p]),
+        "mx_pcmap_find": (sz, [p, p, p, sz, p, p]),
         "mx_champsim": (sz, [cols, p, p, ctypes.POINTER(ChampsimState), ctypes.c_int, p, p]),
         "mx_calls_new": (p, []),
         "mx_calls_free": (None, [p]),
@@ -126,19 +126,24 @@ class PcMap:
         if not self.handle:
             raise MemtapError("out of memory for the instruction table")
 
-    def find(self, pcs: np.ndarray) -> np.ndarray:
-        """Slot of each pc in the table (describing the new ones first)."""
+    def find(self, pcs: np.ndarray, kind: np.ndarray | None = None) -> np.ndarray:
+        """Slot of each pc in the table (describing the new ones first); with ``kind``, of the fetch records'
+        only (-1 for the others)."""
         pcs = np.ascontiguousarray(pcs, np.uint64)
+        kind = None if kind is None else np.ascontiguousarray(kind, np.uint8)   # alive until the calls return
+        kinds = ptr(kind)
         idx = np.empty(len(pcs), np.int64)
         missing = np.empty(len(pcs), np.uint64)
-        n = self._lib.mx_pcmap_find(self.handle, pcs.ctypes.data, len(pcs), idx.ctypes.data, missing.ctypes.data)
+        n = self._lib.mx_pcmap_find(self.handle, pcs.ctypes.data, kinds, len(pcs), idx.ctypes.data,
+                                    missing.ctypes.data)
         if n:
             new = np.unique(missing[:n])
             info, func = self._describe(new)
             for pc, i, f in zip(new.tolist(), info.tolist(), func.tolist(), strict=True):
                 if self._lib.mx_pcmap_put(self.handle, pc, i, f):
                     raise MemtapError("out of memory for the instruction table")
-            self._lib.mx_pcmap_find(self.handle, pcs.ctypes.data, len(pcs), idx.ctypes.data, missing.ctypes.data)
+            self._lib.mx_pcmap_find(self.handle, pcs.ctypes.data, kinds, len(pcs), idx.ctypes.data,
+                                    missing.ctypes.data)
         return idx
 
     def close(self) -> None:
