@@ -54,6 +54,10 @@ def in_memory(trace: memtap.Trace) -> Source:
     return Source(columns, trace.arch, list(trace.vcpus), str(trace.path), None, trace.info.get("events"))
 
 
+def load_average() -> str:
+    return f"{os.getloadavg()[0]:.1f}"
+
+
 def run_workload(arch: str, program: str, insns: int, reps: int, tmp: Path) -> dict:
     path = tmp / f"{program}.trace"
     proc = record(path, arch, program, "--start-on-marker", "--max-insns", str(insns), timeout=600)
@@ -63,7 +67,7 @@ def run_workload(arch: str, program: str, insns: int, reps: int, tmp: Path) -> d
     source = in_memory(trace)
     records = sum(len(b["pos"]) for b in source.columns(["pos"]))
     opts = Options(elf=[ElfSpec(guest(arch, program))])
-    row = {"program": program, "records": records, "times": {}}
+    row = {"program": program, "records": records, "times": {}, "load": [load_average()]}
     for label, fmt, name in CASES:
         best = float("inf")
         out = tmp / name
@@ -80,6 +84,7 @@ def run_workload(arch: str, program: str, insns: int, reps: int, tmp: Path) -> d
         row.setdefault("sizes", {})[label] = size
         print(f"{program} {label}: {records / best / 1e6:.1f} M records/s, {size} bytes", flush=True)
     path.unlink()
+    row["load"].append(load_average())
     return row
 
 
@@ -98,7 +103,10 @@ def report(rows: list[dict], args: argparse.Namespace, started: str) -> str:
         lines.append(f"| {label} | " + " | ".join(f"{x / 1e6:.1f}" for x in rates)
                      + f" | {size:.2f} | {'met' if min(rates) >= TARGET else 'not met'} |")
     lines.append("")
-    lines.append("Records: " + ", ".join(f"{r['program']} {r['records']}" for r in rows) + ".")
+    lines.append("Records: " + ", ".join(f"{r['program']} {r['records']}" for r in rows) + ". The machine's load "
+                 "average (1 min) before and after each workload: "
+                 + ", ".join(f"{r['program']} {r['load'][0]}, {r['load'][1]}" for r in rows)
+                 + " (on 2 cores: other jobs share them, and the rates fall with it).")
     return "\n".join(lines) + "\n"
 
 
