@@ -35,7 +35,6 @@ class Options:
     elf: list[Any] = field(default_factory=list)
     interval: int = 10000
     cache: Any = None
-    time_per_ns: int = 1
 
     @property
     def addr_column(self) -> str:
