@@ -48,6 +48,14 @@ cachesim = Extension(
     extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
 )
 
+# The sharing analysis's core, loaded the same way by memtap.analysis.sharing.
+sharing = Extension(
+    "memtap.analysis.sharing.libsharing",
+    sources=["src/memtap/analysis/sharing/core.c"],
+    depends=["src/memtap/analysis/sharing/core.h"],
+    extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
+)
+
 # The exporters' core: the per-record formatting of the simulator and timeline formats (memtap.export.native).
 exporters = Extension(
     "memtap.export.libexport",
@@ -56,4 +64,4 @@ exporters = Extension(
     extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
 )
 
-setup(ext_modules=[plugin, cachesim, exporters], cmdclass={"build_ext": BuildPlugin})
+setup(ext_modules=[plugin, cachesim, sharing, exporters], cmdclass={"build_ext": BuildPlugin})

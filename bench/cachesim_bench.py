@@ -132,10 +132,12 @@ def _pycachesim_version() -> str:
     return version("pycachesim")
 
 
-def write_section(path: Path, section: str, title: str = SECTION) -> None:
-    """Replace a benchmark's section of RESULTS.md (or append it), leaving the other sections alone."""
+def write_section(path: Path, section: str) -> None:
+    """Replace the section of RESULTS.md with the heading ``section`` starts with (or append it), leaving the
+    other sections alone (the sharing benchmark writes its own section with this too)."""
     text = path.read_text() if path.exists() else ""
-    pattern = re.compile(rf"^{re.escape(title)}\n.*?(?=^## (?!#)|\Z)", re.S | re.M)
+    heading = section.splitlines()[0]
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## (?!#)|\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text, count=1)
     else:

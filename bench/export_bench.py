@@ -125,7 +125,7 @@ def main() -> int:
     section = report(rows, args, started)
     print(section)
     if args.out != "-":
-        write_section(Path(args.out), section, SECTION)
+        write_section(Path(args.out), section)
     return 0
 
 

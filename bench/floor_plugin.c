@@ -1,8 +1,9 @@
 /* The floor under any tracer built on QEMU's plugin API: the instrumentation memtap needs, with callbacks that do
  * nothing. bench/run.py loads it as `-plugin floor_plugin.so,mode=data` (an empty callback at every load and
  * store, as a data trace needs at least), `mode=hw` (that, plus QEMU's physical-address lookup in each callback,
- * as physical addresses need at least) or `mode=full` (data, plus an empty callback per block and an inline store
- * per instruction, memtap's way of exact fetch order). Its slowdown is the least a plugin can cost. */
+ * as physical addresses need at least), `mode=full` (data, plus an empty callback per block and an inline store
+ * per instruction, memtap's way of exact fetch order) or `mode=fullhw` (full and hw together: the floor of a full
+ * trace with both addresses). Its slowdown is the least a plugin can cost. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +52,8 @@ MT_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, 
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "mode=full")) {
             full = true;
+        } else if (!strcmp(argv[i], "mode=fullhw")) {
+            full = hw = true;
         } else if (!strcmp(argv[i], "mode=hw")) {
             hw = true;
         } else if (strcmp(argv[i], "mode=data")) {

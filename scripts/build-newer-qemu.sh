@@ -105,4 +105,4 @@ if ! have_all "$prefix"; then
     rm -rf "qemu-$upstream"
 fi
 ln -sfn "$prefix" "$cache/qemu-newer"
-echo "$prefix/bin"
+echo "$cache/qemu-newer/bin"   # the same path on the first run and on later ones (tests compare it)

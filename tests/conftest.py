@@ -17,6 +17,7 @@ _LIBRARIES = {
     SRC / "memtap" / "_plugin" / "libmemtap.so": [ROOT / "plugin", ROOT / "include" / "memtap"],
     SRC / "memtap" / "analysis" / "cachesim" / "libcachesim.so": [SRC / "memtap" / "analysis" / "cachesim",
                                                                   ROOT / "include" / "memtap"],
+    SRC / "memtap" / "analysis" / "sharing" / "libsharing.so": [SRC / "memtap" / "analysis" / "sharing"],
     SRC / "memtap" / "export" / "libexport.so": [SRC / "memtap" / "export"],
 }
 

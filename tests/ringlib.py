@@ -59,8 +59,9 @@ class Recording:
         self.proc.stdout.close()
         return rc
 
-    def wait_for_line(self, text: str, timeout: float = 10) -> float:
-        """The time the first stderr line containing text was read."""
+    def wait_for_line(self, text: str, timeout: float = 120) -> float:
+        """The time the first stderr line containing text was read (the timeout is a failsafe against a hang, not
+        a bound the test asserts)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for t, line in list(self.lines):

@@ -13,6 +13,7 @@ from guestlib import ARCHES, guest, instruction_at, instructions, memtap, qemu_c
 
 import memtap as mt
 from memtap.analysis.execution import execution_counts
+from memtap.trace import layout as L
 from memtap.trace.counters import insn_counts, summary
 
 
@@ -136,7 +137,9 @@ def test_counts_survive_sigkill(tmp_path):
     cmd = [sys.executable, "-m", "memtap.cli.main", "record", "--counts", "-o", str(path), "--",
            *qemu_command(arch, elf)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    time.sleep(3.5)
+    while not path.exists() or sum(c.type == L.CHUNK_COUNTS for c in mt.open(path).chunks) < 2:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)  # the plugin writes a snapshot a second; the guest spins until killed
     subprocess.run(["pkill", "-KILL", "-f", f"out={path}"], check=False)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode != 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
@@ -120,10 +121,10 @@ def test_file_size_limit_mid_run_keeps_whole_chunks(tmp_path):
     assert trace_path.stat().st_size <= limit
 
 
-def start_recording(trace_path: Path, min_bytes: int) -> tuple[subprocess.Popen, int]:
+def start_recording(trace_path: Path, min_bytes: int, program: str = "crc32") -> tuple[subprocess.Popen, int]:
     """Starts `memtap record` on a long guest in the background; returns once the trace has grown past
     min_bytes, with the QEMU child's pid."""
-    elf = guest("riscv64", "crc32")
+    elf = guest("riscv64", program)
     proc = subprocess.Popen(
         [sys.executable, "-m", "memtap.cli.main", "record", "-o", str(trace_path), "--buffer-events", "4096",
          "--", *qemu_command("riscv64", elf)],
@@ -185,6 +186,16 @@ def test_doctor(tmp_path):
     tail = proc.stdout.split("built by scripts/build-newer-qemu.sh, in ")[1].splitlines()
     assert tail[0] == f"{newer.parent} (name it on the command line):"
     assert listed(tail, "qemu-system-riscv64", "10.2", "exceptions=discontinuity fetch-paddr=translated")
+    proc = memtap("doctor", "--json", env={**os.environ, "MEMTAP_CACHE": str(newer.parents[2])})
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0 and report["plugin_problem"] is None and Path(report["plugin"]).is_file()
+    riscv = next(e for e in report["emulators"] if e["name"] == "qemu-system-riscv64")
+    assert (riscv["plugins"], riscv["usable"], riscv["problem"], riscv["fix"]) == (True, True, None, None)
+    assert re.match(r"QEMU emulator version 10\.0\.\d+ ", riscv["version"])
+    assert riscv["features"] == "exceptions=vector fetch-paddr=untranslated"
+    built = {e["name"]: e for e in report["newer_builds"]}
+    assert built["qemu-system-riscv64"]["path"] == str(newer)
+    assert built["qemu-system-riscv64"]["features"] == "exceptions=discontinuity fetch-paddr=translated"
     env = {**os.environ, "PATH": str(tmp_path)}
     proc = memtap("doctor", env=env)
     assert proc.returncode == 1
@@ -205,11 +216,73 @@ def test_sigterm_to_qemu_still_gives_a_complete_trace(tmp_path):
 
 
 def test_qemu_failing_at_start_leaves_no_file(tmp_path):
+    """One rule whichever way QEMU fails before the guest made a record: no file, one line saying so, QEMU's
+    status. (A missing kernel and too much memory fail after the plugin started; a bad machine before.)"""
     trace_path = tmp_path / "t.trace"
-    proc = memtap("record", "-o", str(trace_path), "--", "qemu-system-riscv64", "-M", "no-such-machine")
+    base = ["qemu-system-riscv64", "-M", "virt", "-bios", "none", "-nographic"]
+    for args in (["-M", "no-such-machine"], ["-kernel", str(tmp_path / "missing.elf")],
+                 ["-m", "99999G", "-kernel", str(guest("riscv64", "seq"))]):
+        proc = memtap("record", "-o", str(trace_path), "--", *base, *args)
+        assert proc.returncode == 1, (args, proc.stderr)
+        assert f"memtap: no trace written: QEMU stopped before the guest made a record ({trace_path} removed)" \
+            in proc.stderr.splitlines(), (args, proc.stderr)
+        assert not trace_path.exists(), args
+
+
+def test_unwritable_header_leaves_no_file(tmp_path):
+    """A write that fails after the file was created (a full disk; here a file size limit) leaves nothing."""
+    trace_path = tmp_path / "t.trace"
+
+    def tiny_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8, 8))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "memtap.cli.main", "record", "-o", str(trace_path), "--",
+         *qemu_command("riscv64", guest("riscv64", "seq"))],
+        capture_output=True, text=True, timeout=120, preexec_fn=tiny_files)
     assert proc.returncode == 1
-    assert "no trace written" in proc.stderr
+    assert one_line(proc.stderr) == f"memtap: cannot write trace {trace_path}: File too large"
     assert not trace_path.exists()
+
+
+def qemu_gone(pid: int) -> None:
+    """Waits until process pid has ended (it is not our child, so poll /proc)."""
+    deadline = time.monotonic() + 120  # a failsafe only: QEMU's shutdown normally takes well under a second
+    while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
+        assert time.monotonic() < deadline, f"QEMU (pid {pid}) outlived memtap"
+        time.sleep(0.05)
+
+
+def test_sigkill_of_memtap_takes_qemu_down(tmp_path):
+    """However memtap dies, QEMU does not go on tracing into the file: it is told to shut down in order, so the
+    trace is even complete."""
+    trace_path = tmp_path / "t.trace"
+    proc, qemu_pid = start_recording(trace_path, min_bytes=64 << 10, program="spin")
+    proc.kill()
+    proc.communicate(timeout=60)
+    qemu_gone(qemu_pid)
+    trace = mt.open(trace_path)
+    assert trace.complete
+    recs = trace.records(kinds="store")
+    assert len(recs) > 0 and sum(trace.end["records"].values()) == len(trace.records())
+
+
+def test_sigterm_to_memtap_finishes_the_trace(tmp_path):
+    trace_path = tmp_path / "t.trace"
+    proc, qemu_pid = start_recording(trace_path, min_bytes=64 << 10, program="spin")
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    qemu_gone(qemu_pid)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    lines = stderr.splitlines()
+    assert "memtap: stopped by SIGTERM: QEMU was asked to shut down" in lines
+    assert any(ln.startswith(f"memtap: wrote {trace_path}: ") for ln in lines), stderr
+    trace = mt.open(trace_path)
+    assert trace.complete
+    recs = trace.records()
+    assert sum(trace.end["records"].values()) == len(recs)
+    assert np.array_equal(recs["pos"], np.arange(len(recs)))
 
 
 def test_hardware_accelerator_is_refused(tmp_path):

@@ -18,6 +18,7 @@ from ringlib import Collector, Recording, fake_ring, file_digest, ring_count, ri
 from test_record_completeness import expected as region_accesses
 
 import memtap
+from memtap.live import ring
 from memtap.live.ring import shm_path
 from memtap.trace.layout import (
     KIND_FETCH,
@@ -121,7 +122,10 @@ def test_first_consumer_joining_late_gets_the_right_stream_index(tmp_path):
     name, trace = ring_name(), tmp_path / "ptrchase.trace"
     rec = Recording(name, "riscv64", "ptrchase", trace=trace)
     wait_for_ring(name)
-    time.sleep(0.5)
+    with ring.open_ring(name) as r:  # the guest has made records before anyone attaches
+        while sum(r.status().records.values()) == 0:
+            assert rec.proc.poll() is None, rec.stderr
+            time.sleep(0.01)
     c = Collector(name, keep=False)
     assert rec.wait() == 0, rec.stderr
     c.finish()

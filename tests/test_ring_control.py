@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 from guestlib import memtap as run_memtap
@@ -37,7 +38,14 @@ def test_ctl_stop_start_mark_change_the_trace(tmp_path):
         off = run_memtap("ctl", name, "mark", "5")
         assert off.returncode == 1
         assert off.stderr.strip() == f"memtap: ring {name}: tracing is off: a marker would not be recorded"
-        r.start()
+        # The guest itself says when it has run untraced: its instruction count, which the plugin publishes,
+        # moves on while tracing is off (on a loaded machine that can take a while; no wall-clock bound).
+        stopped_at = r.status().icount
+        while r.status().icount <= stopped_at:
+            assert rec.proc.poll() is None, "the guest ended while tracing was off"
+            time.sleep(0.01)
+        started = run_memtap("ctl", name, "start")
+        assert (started.returncode, started.stderr) == (0, f"memtap: ring {name}: start done\n")
         r.mark(7)
     assert run_memtap("ctl", name, "mark", "0x10").returncode == 0
     text = run_memtap("ctl", name, "status").stdout
@@ -96,6 +104,26 @@ def test_top_final_frame_matches_the_file(tmp_path):
     order = np.lexsort((pages, -counts))[:3]
     shown = [line.split()[:2] for line in last.splitlines() if line.strip().startswith("0x")]
     assert shown == [[f"0x{int(pages[i]) << 12:x}", str(int(counts[i]))] for i in order]
+
+
+def test_top_page_size_groups_pages_that_large(tmp_path):
+    name, trace = ring_name(), tmp_path / "region.trace"
+    top = subprocess.Popen([sys.executable, "-m", "memtap.cli.main", "top", name, "--interval", "0.2",
+                            "--pages", "2", "--page-size", "0x10000"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "120"})
+    rec = Recording(name, "riscv64", "region", "--ring-wait", "1", trace=trace)
+    assert rec.wait() == 0, rec.stderr
+    out, err = top.communicate(timeout=60)
+    assert top.returncode == 0, err
+    last = out.split("memtap top ")[-1]
+    recs = memtap.open(trace).records()
+    data = recs[(recs["kind"] == KIND_LOAD) | (recs["kind"] == KIND_STORE)]
+    pages, counts = np.unique(data["vaddr"] >> np.uint64(16), return_counts=True)
+    order = np.lexsort((pages, -counts))[:2]
+    shown = [line.split()[:2] for line in last.splitlines() if line.strip().startswith("0x")]
+    assert shown == [[f"0x{int(pages[i]) << 16:x}", str(int(counts[i]))] for i in order]
+    bad = run_memtap("top", name, "--page-size", "3000")
+    assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
 
 
 def test_top_iterations_prints_that_many_frames(tmp_path):

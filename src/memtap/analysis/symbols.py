@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import capstone
 import numpy as np
@@ -38,6 +39,12 @@ _TARGETS = {
     ("EM_PPC64", 64): {"ppc64"},
 }
 _EF_RISCV_RVC = 0x1
+
+
+def guest_targets(machine: str, elfclass: int) -> set[str] | None:
+    """The QEMU targets whose guests run an ELF of this machine and class; None when memtap does not know."""
+    return _TARGETS.get((machine, elfclass))
+
 _MAX_INSN = 16  # longest instruction of any supported architecture (x86: 15 bytes)
 
 
@@ -126,19 +133,23 @@ def _dwarf_files(dwarf, cu, program) -> list[str]:
     return out
 
 
+def open_elf(spec: ElfSpec) -> BinaryIO:
+    """The ELF file opened for reading; a UserError naming it when it cannot be."""
+    try:
+        return open(spec.path, "rb")
+    except FileNotFoundError:
+        raise UserError(f"{spec.path}: no such ELF file") from None
+    except OSError as e:
+        raise UserError(f"{spec.path}: cannot open: {e.strerror}") from None
+
+
 class _Image:
     """One ELF file: its code bytes, symbols and line rows, at run-time addresses."""
 
     def __init__(self, spec: ElfSpec, warn: Warn, lines: bool = True) -> None:
         self.spec = spec
         self.with_lines = lines
-        try:
-            f = open(spec.path, "rb")
-        except FileNotFoundError:
-            raise UserError(f"{spec.path}: no such ELF file") from None
-        except OSError as e:
-            raise UserError(f"{spec.path}: cannot open: {e.strerror}") from None
-        with f:
+        with open_elf(spec) as f:
             try:
                 elf = ELFFile(f)
                 self._load(elf, warn)

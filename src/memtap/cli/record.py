@@ -83,19 +83,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def summarize(path: Path) -> tuple[str, bool]:
-    """One line on what the trace holds, and whether it is complete; checks every chunk's checksum."""
+def summarize(path: Path, qemu_failed: bool) -> tuple[str, bool]:
+    """One line on what the trace holds, and whether it is complete; checks every chunk's checksum.
+
+    One rule for what is kept: a trace that holds no record is removed when QEMU failed (it did not start, found
+    no kernel, lacked memory, ...), since it says nothing the error message does not; a successful run keeps even
+    an empty trace (its guest never reached a traced region, which is worth knowing)."""
     from memtap.trace.reader import open_trace
 
     trace = open_trace(path)
     scan = trace.scan()
-    if scan.chunks == 0:
+    counts_mode = trace.info.get("mode") == "counts"
+    if trace.end is not None:
+        end = trace.end
+        made = end.get("block_entries", 0) if counts_mode else sum(end.get("records", {}).values())
+    else:
+        made = scan.events + scan.chunks_by_type.get("COUNTS", 0)
+    if scan.chunks == 0 or (qemu_failed and made == 0):
         path.unlink()
-        return f"memtap: no trace written: QEMU stopped before the plugin recorded anything ({path} removed)", False
+        return f"memtap: no trace written: QEMU stopped before the guest made a record ({path} removed)", False
     if trace.truncated or not trace.end:
         return (f"memtap: {path} is truncated: its {scan.chunks} whole chunks ({scan.events} events) "
                 "are readable, the rest was lost", False)
-    if trace.info.get("mode") == "counts":
+    if counts_mode:
         end = trace.end
         return (f"memtap: wrote {path}: counts of {end.get('block_entries', 0)} block entries, "
                 f"{end.get('loads', 0)} loads, {end.get('stores', 0)} stores, {scan.file_bytes} bytes"), True
@@ -129,16 +139,21 @@ def run(args: argparse.Namespace) -> int:
     )
     result = run_qemu(command, options)
     status = result.returncode
+    if result.stopped_by is not None:
+        name = signal.Signals(result.stopped_by).name
+        print(f"memtap: stopped by {name}: QEMU was asked to shut down", file=sys.stderr)
     if result.killed_by is not None:
         name = signal.Signals(result.killed_by).name
         print(f"memtap: QEMU was killed by {name}", file=sys.stderr)
         status = 128 + result.killed_by
     elif status != 0:
         print(f"memtap: QEMU exited with status {status}", file=sys.stderr)
+    if result.stopped_by is not None:
+        status = 128 + result.stopped_by  # the shell's convention for a process that a signal ended
     if options.sink != "file" or options.out is None:
         return status
     try:
-        line, complete = summarize(options.out)
+        line, complete = summarize(options.out, qemu_failed=result.returncode != 0)
     except MemtapError as exc:
         print(f"memtap: {exc}", file=sys.stderr)
         return status or 1

@@ -31,7 +31,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--iterations", type=int, default=0, metavar="N",
                    help="stop after N frames (default: run until the recording ends)")
     p.add_argument("--pages", type=int, default=10, metavar="N", help="hottest pages to show (default 10)")
-    p.add_argument("--page-size", type=int, default=4096, metavar="BYTES",
+    p.add_argument("--page-size", type=lambda text: int(text, 0), default=4096, metavar="BYTES",
                    help="page size for the hottest-pages table, a power of two (default 4096)")
     p.add_argument("--wait", type=float, default=5.0, metavar="SEC",
                    help="how long to wait for the ring to appear (default 5)")

@@ -7,13 +7,16 @@ whole.
 
 from __future__ import annotations
 
+import ctypes
 import datetime
 import json
+import os
 import signal
 import socket
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -94,16 +97,37 @@ class RecordResult:
     returncode: int
     killed_by: int | None
     qemu_command: list[str]
+    stopped_by: int | None = None  # a signal memtap itself got (SIGTERM, SIGHUP) and passed on to QEMU
 
 
 def write_header(path: Path, meta: dict) -> None:
-    """Creates the trace with its header; refuses paths that cannot be written, before QEMU starts."""
+    """Creates the trace with its header; refuses paths that cannot be written, before QEMU starts, and leaves no
+    partial file behind (a full disk fails the write after the file was created)."""
     blob = json.dumps(meta, sort_keys=True).encode()
+    existed = path.exists()
     try:
         with open(path, "wb") as f:
             f.write(FILE_MAGIC + struct.pack("<II", FORMAT_VERSION, len(blob)) + blob)
     except OSError as exc:
+        if not existed and path.is_file():
+            path.unlink()
         raise UserError(f"cannot write trace {path}: {exc.strerror}") from None
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def _die_with_memtap(memtap_pid: int) -> Callable[[], None]:
+    """What the QEMU child runs before exec: the kernel sends it SIGTERM when memtap dies, however memtap dies
+    (SIGKILL, the OOM killer), so QEMU never outlives memtap and writes on into the trace; SIGTERM is QEMU's
+    orderly shutdown, so the trace still ends with its END chunk."""
+
+    def arm() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != memtap_pid:  # memtap died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
 
 
 def metadata(command: list[str], emu: qemu.Emulator, options: RecordOptions) -> dict:
@@ -155,18 +179,32 @@ def run(command: list[str], options: RecordOptions) -> RecordResult:
             raise UserError("no output file: give -o TRACE")
         write_header(options.out, metadata(command, emu, options))
     full = qemu.with_plugin([emu.path or command[0], *command[1:]], lib, options.plugin_args())
-    # Ctrl-C reaches QEMU too (same process group); memtap waits for it to shut down and flush the trace.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     if options.ring is not None:
         print(options.ring.banner(), file=sys.stderr, flush=True)
+    # Ctrl-C reaches QEMU too (same process group, which keeps QEMU's console in the terminal); memtap waits for
+    # it to shut down and flush the trace. SIGTERM and SIGHUP (a closed terminal) to memtap are passed on to QEMU
+    # as SIGTERM, its orderly shutdown, and memtap still checks the trace afterwards.
+    stopped_by: list[int] = []
+    proc: subprocess.Popen | None = None
+
+    def pass_on(signum: int, frame: object) -> None:
+        stopped_by.append(signum)
+        if proc is not None and proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, handler) for sig, handler in (
+        (signal.SIGINT, signal.SIG_IGN), (signal.SIGTERM, pass_on), (signal.SIGHUP, pass_on))}
     try:
-        proc = subprocess.Popen(full)
+        proc = subprocess.Popen(full, preexec_fn=_die_with_memtap(os.getpid()))
+        if stopped_by:  # a signal came while QEMU was being started
+            proc.send_signal(signal.SIGTERM)
         returncode = proc.wait()
     except OSError as exc:
         raise UserError(f"cannot run {full[0]}: {exc.strerror}") from None
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if options.ring is not None:
             remove_stale(options.ring.name)  # the plugin removes it at exit; a killed QEMU leaves it behind
     killed_by = -returncode if returncode < 0 else None
-    return RecordResult(returncode, killed_by, full)
+    return RecordResult(returncode, killed_by, full, stopped_by[0] if stopped_by else None)
