@@ -551,6 +551,21 @@ def test_what_formats_cannot_hold_is_counted_once(tmp_path):
     assert "6 instruction addresses are outside the code of the ELF files" in proc.stderr
 
 
+def test_an_empty_selection_writes_empty_outputs(seq_traces, tmp_path):
+    trace, elf = seq_traces["riscv64"], str(guest("riscv64", "seq"))
+    for fmt, name in (("champsim", "e.champsim"), ("ramulator-o3", "e.o3"), ("lackey", "e.lackey"),
+                      ("gem5", "e.gem5")):
+        export(trace, fmt, tmp_path / name, "--range", "1000:", "--elf", elf)
+        assert (tmp_path / name).read_bytes() == (gem5_header(trace) if fmt == "gem5" else b""), fmt
+
+
+def gem5_header(trace: Path) -> bytes:
+    """The magic and the PacketHeader a gem5 trace of no packets has: obj_id, ver 0, tick_freq 10^12."""
+    name = f"memtap {trace}".encode()
+    body = b"\x0a" + _varint(len(name)) + name + b"\x10\x00\x18" + _varint(10**12)
+    return b"gem5" + _varint(len(body)) + body
+
+
 def test_physical_addresses_drop_records_without_one(seq_traces):
     """x86_64's seq runs with paging on, and QEMU 10.0 gives fetches no physical address: all 29 are dropped."""
     out, err = text_of(seq_traces["x86_64"], "ramulator", "--address", "physical")

@@ -19,6 +19,7 @@ from memtap.export.stream import (
     Warn,
     check_per_vcpu_output,
     columns_for,
+    empty_output_unless_per_vcpu,
     output_file,
     per_vcpu_path,
     split_by_vcpu,
@@ -62,6 +63,8 @@ def write(source: Source, out: str, opts: Options, warn: Warn) -> int:
         empty = {n: np.zeros(0, np.uint64) for n in names}
         for vcpu in list(files):
             emit(vcpu, empty, 1)
+        if not files:
+            empty_output_unless_per_vcpu(out, stack)
     pcmap.close()
     decoder.report("their instructions have no registers and are no branches")
     drops.report(NAME, warn, {"cmo": "cache operations other than zeroing and prefetches (no memory operand)"})

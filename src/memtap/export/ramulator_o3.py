@@ -21,6 +21,7 @@ from memtap.export.stream import (
     Source,
     Warn,
     check_per_vcpu_output,
+    empty_output_unless_per_vcpu,
     output_file,
     per_vcpu_path,
 )
@@ -94,6 +95,8 @@ def write(source: Source, out: str, opts: Options, warn: Warn) -> int:
             drops.add("memops", len(core.writes))
             if vcpu not in files:
                 flush(vcpu)
+        if not files:
+            empty_output_unless_per_vcpu(out, stack)
     drops.report(NAME, warn, {"memops": "writes of main memory after the last read of their core (no line to "
                                         "carry them)",
                               "wide_addr": "memory operations at addresses of 2^63 and above (SimpleO3 reads a "

@@ -188,6 +188,12 @@ def check_per_vcpu_output(fmt: str, pattern: str, source: Source) -> None:
                         "output name (e.g. -o core{vcpu}.trace) or select one with --vcpu N")
 
 
+def empty_output_unless_per_vcpu(pattern: str, stack: contextlib.ExitStack) -> None:
+    """A per-core format whose selection had no records still leaves its (one, empty) output file."""
+    if "{vcpu}" not in pattern:
+        stack.enter_context(output_file(pattern))
+
+
 def split_by_vcpu(cols: dict[str, np.ndarray]) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """The batch's records of each vCPU, in their order (one vCPU: the batch itself)."""
     vcpu = cols["vcpu"]
