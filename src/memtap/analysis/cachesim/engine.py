@@ -39,6 +39,7 @@ class Simulator:
             raise MemtapError("cache simulator: out of memory building the hierarchy")
         self._kind_to_op = native.kind_to_op()
         self._use_paddr = int(config.address == "physical")
+        self._logging = False
         self.vcpus = 0
         self.records = 0
         self.ensure_vcpus(vcpus)
@@ -50,22 +51,43 @@ class Simulator:
                 raise MemtapError(f"cache simulator: out of memory for {n} vCPUs")
             self.vcpus = n
 
-    def feed(self, batch: np.ndarray) -> None:
-        """Simulate one batch of layout.RECORD records (records of every vCPU, in global order)."""
+    def log_memory(self) -> None:
+        """From now on, keep every read and write of main memory for ``feed``'s return value."""
+        self._lib.ms_log_enable(self._sim, 1)
+        self._logging = True
+
+    def _take_log(self, base: int) -> np.ndarray:
+        n = self._lib.ms_log_size(self._sim)
+        if n == ctypes.c_size_t(-1).value:
+            raise MemtapError("cache simulator: out of memory for the memory log")
+        out = np.empty(n, native.MEMOP)
+        self._lib.ms_log_take(self._sim, out.ctypes.data, n)
+        out["index"] += np.uint64(base)
+        return out
+
+    def feed(self, batch: np.ndarray) -> np.ndarray | None:
+        """Simulate one batch of layout.RECORD records (records of every vCPU, in global order). With
+        ``log_memory``, returns the batch's reads and writes of main memory (native.MEMOP, index = the record's
+        index in the batch), else None."""
         if batch.dtype != layout.RECORD:
             raise UserError(f"cache simulator: expected records of dtype layout.RECORD, got {batch.dtype}")
         if not len(batch):
-            return
+            return np.empty(0, native.MEMOP) if self._logging else None
         batch = np.ascontiguousarray(batch)
         done = 0
+        logs = []
         while True:
+            start = done
             done += self._lib.ms_run_records(self._sim, batch.ctypes.data + done * batch.itemsize,
                                              len(batch) - done, batch.itemsize, self._kind_to_op.ctypes.data,
                                              self._use_paddr)
+            if self._logging:
+                logs.append(self._take_log(start))
             if done == len(batch):
                 break
             self.ensure_vcpus(int(batch["vcpu"][done]) + 1)  # the core stopped at a vCPU new to it
         self.records += len(batch)
+        return np.concatenate(logs) if self._logging else None
 
     def feed_ops(self, ops: np.ndarray) -> None:
         """Simulate an array of native.INPUT ops (see ops())."""

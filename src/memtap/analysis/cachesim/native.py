@@ -38,6 +38,10 @@ INPUT = np.dtype({"names": ["addr", "pc", "size", "vcpu", "op"],
                   "formats": ["<u8", "<u8", "<u4", "<u2", "u1"],
                   "offsets": [0, 8, 16, 20, 22], "itemsize": 24})
 
+# struct ms_memop: one read or write of main memory and the index of the item that caused it.
+MEMOP = np.dtype({"names": ["addr", "index", "vcpu", "write"], "formats": ["<u8", "<u8", "<u2", "u1"],
+                  "offsets": [0, 8, 16, 18], "itemsize": 24})
+
 # struct ms_record: the offsets of the RECORD fields the core reads (records are RECORD.itemsize apart).
 RECORD_OFFSETS = {"pos": 0, "icount": 8, "vaddr": 16, "paddr": 24, "pc": 32, "value": 40, "vcpu": 48, "kind": 50,
                   "size": 51, "priv": 52, "flags": 53}
@@ -64,6 +68,9 @@ def lib() -> ctypes.CDLL:
         "ms_map_size": (ctypes.c_size_t, [p, ctypes.c_int, ctypes.c_int]),
         "ms_map_export": (ctypes.c_size_t, [p, ctypes.c_int, ctypes.c_int, p, ctypes.c_size_t]),
         "ms_probe": (ctypes.c_int, [p, ctypes.c_int, ctypes.c_int, ctypes.c_uint64]),
+        "ms_log_enable": (None, [p, ctypes.c_int]),
+        "ms_log_size": (ctypes.c_size_t, [p]),
+        "ms_log_take": (ctypes.c_size_t, [p, p, ctypes.c_size_t]),
         "ms_op_names": (ctypes.c_char_p, []),
         "ms_counter_names": (ctypes.c_char_p, []),
     }
