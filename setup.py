@@ -1,60 +1,53 @@
-"""Builds the memtap QEMU plugin as part of `pip install .`.
+"""Builds memtap's C parts as part of `pip install .`: the QEMU plugin and the native cores of the package.
 
-The plugin is a plain shared library that QEMU loads with -plugin; setuptools' extension machinery is used only
-because it compiles C with the package's own build, so no separate make step exists. It is never imported.
+Each is a plain shared library, never imported as a Python extension: QEMU loads the plugin with -plugin, and the
+package loads its cores with ctypes (whose calls release the GIL). setuptools' extension machinery is used only
+because it compiles C with the package's own build, so no separate make step exists. NATIVE lists them all;
+tests/conftest.py reads it to rebuild them in place when a source changes.
 """
+
+from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-PLUGIN_SOURCES = [
-    "plugin/hooks.c",
-    "plugin/control.c",
-    "plugin/buffer.c",
-    "plugin/insns.c",
-    "plugin/sink.c",
-    "plugin/arch.c",
-    "plugin/ring.c",
-    "plugin/counts.c",
-    "plugin/decode.c",
-    "plugin/mmu.c",
-    "plugin/regs.c",
-    "plugin/exceptions.c",
-]
+HERE = Path(__file__).resolve().parent
+CFLAGS = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"]
 
 
-class BuildPlugin(build_ext):
-    """Names the library plainly (no Python ABI tag) since QEMU, not Python, loads it."""
+class PlainLibraryNames(build_ext):
+    """Names each library plainly (no Python ABI tag): QEMU and ctypes, not Python's importer, load them."""
 
     def get_ext_filename(self, fullname: str) -> str:
         return fullname.replace(".", "/") + ".so"
 
 
-plugin = Extension(
-    "memtap._plugin.libmemtap",
-    sources=PLUGIN_SOURCES,
-    include_dirs=["include", "plugin"],
-    libraries=["zstd", "z", "pthread"],
-    # -flto lets the per-access paths in hooks.c inline control.c's accounting.
-    extra_compile_args=["-std=gnu11", "-O2", "-flto", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
-    extra_link_args=["-flto", "-O2"],
-)
+def files(folder: str, suffix: str) -> list[str]:
+    return sorted(str(p.relative_to(HERE)) for p in (HERE / folder).glob(f"*{suffix}"))
 
-# The cache simulator's core: a plain shared library that memtap.analysis.cachesim loads with ctypes.
-cachesim = Extension(
-    "memtap.analysis.cachesim.libcachesim",
-    sources=["src/memtap/analysis/cachesim/core.c", "src/memtap/analysis/cachesim/tables.c"],
-    depends=["src/memtap/analysis/cachesim/core.h", "src/memtap/analysis/cachesim/tables.h"],
-    extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
-)
 
-# The export core: CSV text and Parquet pages of record columns, loaded by memtap.export with ctypes.
-export = Extension(
-    "memtap.export.libexport",
-    sources=["src/memtap/export/csv.c", "src/memtap/export/parquet.c"],
-    depends=["src/memtap/export/csv.h", "src/memtap/export/parquet.h", "src/memtap/export/values.h"],
-    libraries=["zstd"],
-    extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
-)
+def native_core(module: str, folder: str, libraries: tuple[str, ...] = ()) -> Extension:
+    """A core of the Python package: every .c file of its folder, built against the public headers."""
+    return Extension(module, sources=files(folder, ".c"), depends=files(folder, ".h") + files("include/memtap", ".h"),
+                     include_dirs=["include"], libraries=list(libraries), extra_compile_args=CFLAGS)
 
-setup(ext_modules=[plugin, cachesim, export], cmdclass={"build_ext": BuildPlugin})
+
+NATIVE = [
+    Extension(
+        "memtap._plugin.libmemtap",
+        sources=files("plugin", ".c"),
+        depends=files("plugin", ".h") + files("include/memtap", ".h"),
+        include_dirs=["include", "plugin"],
+        libraries=["zstd", "z", "pthread"],
+        # -flto lets the per-access paths in hooks.c inline control.c's accounting.
+        extra_compile_args=[*CFLAGS, "-flto"],
+        extra_link_args=["-flto", "-O2"],
+    ),
+    native_core("memtap.analysis.cachesim.libcachesim", "src/memtap/analysis/cachesim"),
+    native_core("memtap.analysis.sharing.libsharing", "src/memtap/analysis/sharing"),
+    native_core("memtap.report.libreport", "src/memtap/report"),
+    native_core("memtap.export.libexport", "src/memtap/export", ("zstd",)),   # parquet.c compresses pages
+]
+
+if __name__ == "__main__":
+    setup(ext_modules=NATIVE, cmdclass={"build_ext": PlainLibraryNames})

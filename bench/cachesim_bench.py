@@ -133,9 +133,11 @@ def _pycachesim_version() -> str:
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (or append it), leaving the other sections alone."""
+    """Replace the section of RESULTS.md with the heading ``section`` starts with (or append it), leaving the
+    other sections alone (the sharing benchmark writes its own section with this too)."""
     text = path.read_text() if path.exists() else ""
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## (?!#)|\Z)", re.S | re.M)
+    heading = section.splitlines()[0]
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## (?!#)|\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text, count=1)
     else:

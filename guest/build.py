@@ -221,12 +221,15 @@ def qemu_command(arch, elf, smp=1):
     if smp > 1 and not cfg.get("smp", False):
         raise ValueError(f"{arch}: SMP not supported")
     args = [_subst(str(a), Path(elf), smp) for a in cfg["qemu_args"]]
+    # Options one program needs beyond the arch's (e.g. a CPU model with the instructions it was built for);
+    # a later -cpu replaces an earlier one.
+    args += cfg.get("program_qemu_args", {}).get(Path(elf).stem, [])
     return [cfg["qemu"]] + args + ["-m", cfg.get("memory", "128M"), "-smp", str(smp), "-nographic",
                                    "-no-reboot"]
 
 
 # CPUs each program needs (default 1).
-PROGRAM_SMP = {"smp": 4}
+PROGRAM_SMP = {"smp": 4, "share": 4}
 # Expected guest exit code (default 0); QEMU's exit status is non-zero iff this is.
 PROGRAM_EXIT = {"fail": 3}
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what memtap needs from Debian: QEMU >= 10.0 system emulators that load plugins, the compilers that build
-# the plugin and the example guests, libzstd, and lcov's genhtml and valgrind's cg_annotate (tests of coverage and
-# profile files). On Debian 12 QEMU 10 comes from bookworm-backports, whose mirror is
+# the plugin and the example guests, libzstd, lcov's genhtml and valgrind's cg_annotate (tests of coverage and
+# profile files), chromium (tests open memtap report's page in it, headless), uftrace and protobuf-compiler
+# (tests of the uftrace and gem5 exports). On Debian 12 QEMU 10 comes from bookworm-backports, whose mirror is
 # derived from the machine's own apt sources (no registry host is written here). Idempotent; run as root.
 set -euo pipefail
 
@@ -15,7 +16,7 @@ codename="${VERSION_CODENAME:-}"
 
 packages=(qemu-system-x86 qemu-system-arm qemu-system-misc qemu-system-ppc
           clang lld llvm libzstd-dev zlib1g-dev gcc python3 python3-venv python3-dev
-          lcov valgrind)
+          lcov valgrind chromium uftrace protobuf-compiler)
 apt_target=()
 
 if [ "$codename" = "bookworm" ]; then

@@ -39,6 +39,7 @@ class Insn:
     priv: int = L.PRIV_USER
     flags: int = 0
     id: int | None = None
+    cmo: int = 0      # with flags INSN_CMO: operation | granularity << 4 | level << 6
 
 
 def exec_ev(insn: int, count: int, pos: int, icount: int) -> tuple:
@@ -56,6 +57,12 @@ def data_ev(insn: int, vaddr: int, pos: int, icount: int, *, size: int = 8, stor
     flags |= (L.EVF_STORE if store else 0) | (L.EVF_IO if io else 0) | (L.EVF_SIGNED if signed else 0)
     flags |= (L.EVF_BIG_ENDIAN if big_endian else 0) | (L.EVF_PADDR if paddr is not None else 0)
     return (vaddr, paddr or 0, icount, pos, insn, L.EV_DATA, flags, 1 + fetches, 0, 0)
+
+
+def cmo_ev(insn: int, vaddr: int | None, pos: int, icount: int) -> tuple:
+    """CMO event: the cache operation of instruction ``insn`` (its INSN_CMO entry says which) at ``vaddr``
+    (None: an address the plugin could not compute)."""
+    return (vaddr or 0, 0, icount, pos, insn, L.EV_CMO, 0 if vaddr is None else 1, 1, 0, 0)
 
 
 def mark_ev(insn: int, value: int, pos: int, icount: int) -> tuple:
@@ -149,7 +156,7 @@ class TraceWriter:
         arr = np.zeros(len(insns), L.INSN)
         for j, ins in enumerate(insns):
             ins = ins if isinstance(ins, Insn) else Insn(*ins)
-            arr[j] = (ins.vaddr, self.next_id if ins.id is None else ins.id, ins.size, ins.priv, ins.flags, 0)
+            arr[j] = (ins.vaddr, self.next_id if ins.id is None else ins.id, ins.size, ins.priv, ins.flags, ins.cmo)
             self.next_id = max(self.next_id, int(arr[j]["id"]) + 1)
         self.chunk(L.CHUNK_INSNS, arr.tobytes(), count=len(arr), **kw)
         return first
@@ -203,3 +210,10 @@ def simple_trace(path: str | Path, *, codec: int = L.CODEC_RAW, end: bool = True
         w.end(events=6)
     w.close()
     return w
+
+
+def empty_trace(path: str | Path) -> None:
+    """A complete trace (INFO and END chunks) that holds no records."""
+    with TraceWriter(path) as w:
+        w.info()
+        w.end()

@@ -18,11 +18,12 @@ PAGE_SHIFT = 12  # 4 KiB pages
 _PRIVS = ("user", "supervisor", "hypervisor", "machine", "unknown")
 
 
-class _Distinct:
-    """Count distinct uint64 values incrementally: unique per batch, merge occasionally."""
+class Distinct:
+    """Count distinct values (uint64, or records of a structured dtype) incrementally: unique per batch, merge
+    occasionally."""
 
-    def __init__(self) -> None:
-        self.merged = np.empty(0, np.uint64)
+    def __init__(self, dtype: np.dtype | type = np.uint64) -> None:
+        self.merged = np.empty(0, dtype)
         self.parts: list[np.ndarray] = []
         self.pending = 0
 
@@ -39,9 +40,13 @@ class _Distinct:
             self.merged = np.unique(np.concatenate([self.merged, *self.parts]))
             self.parts, self.pending = [], 0
 
-    def count(self) -> int:
+    def values(self) -> np.ndarray:
+        """The distinct values, sorted."""
         self._merge()
-        return len(self.merged)
+        return self.merged
+
+    def count(self) -> int:
+        return len(self.values())
 
 
 def _spanned(addr: np.ndarray, size: np.ndarray, shift: int) -> np.ndarray:
@@ -64,7 +69,7 @@ def compute_stats(trace: Trace, batch_size: int = DEFAULT_BATCH_SIZE) -> dict[st
     vcpu_icount: dict[int, int] = {}
     marker_values: dict[int, int] = {}
     first_markers: list[dict[str, int]] = []
-    lines, pages, ppages = _Distinct(), _Distinct(), _Distinct()
+    lines, pages, ppages = Distinct(), Distinct(), Distinct()
     va_min: int | None = None
     va_max: int | None = None
     io = with_paddr = 0

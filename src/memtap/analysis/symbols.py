@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import capstone
 import numpy as np
@@ -38,6 +39,12 @@ _TARGETS = {
     ("EM_PPC64", 64): {"ppc64"},
 }
 _EF_RISCV_RVC = 0x1
+
+
+def guest_targets(machine: str, elfclass: int) -> set[str] | None:
+    """The QEMU targets whose guests run an ELF of this machine and class; None when memtap does not know."""
+    return _TARGETS.get((machine, elfclass))
+
 _MAX_INSN = 16  # longest instruction of any supported architecture (x86: 15 bytes)
 
 
@@ -126,18 +133,23 @@ def _dwarf_files(dwarf, cu, program) -> list[str]:
     return out
 
 
+def open_elf(spec: ElfSpec) -> BinaryIO:
+    """The ELF file opened for reading; a UserError naming it when it cannot be."""
+    try:
+        return open(spec.path, "rb")
+    except FileNotFoundError:
+        raise UserError(f"{spec.path}: no such ELF file") from None
+    except OSError as e:
+        raise UserError(f"{spec.path}: cannot open: {e.strerror}") from None
+
+
 class _Image:
     """One ELF file: its code bytes, symbols and line rows, at run-time addresses."""
 
-    def __init__(self, spec: ElfSpec, warn: Warn) -> None:
+    def __init__(self, spec: ElfSpec, warn: Warn, lines: bool = True) -> None:
         self.spec = spec
-        try:
-            f = open(spec.path, "rb")
-        except FileNotFoundError:
-            raise UserError(f"{spec.path}: no such ELF file") from None
-        except OSError as e:
-            raise UserError(f"{spec.path}: cannot open: {e.strerror}") from None
-        with f:
+        self.with_lines = lines
+        with open_elf(spec) as f:
             try:
                 elf = ELFFile(f)
                 self._load(elf, warn)
@@ -160,7 +172,8 @@ class _Image:
                     self.code.append((start, sec.data()))
         self.exec_ranges = sorted(exec_sections.values())
         self.functions = self._symbols(elf, exec_sections, warn)
-        self.rows = self._line_rows(elf, warn)
+        empty = np.zeros(0, np.uint64)
+        self.rows = self._line_rows(elf, warn) if self.with_lines else (empty, empty, [], np.zeros(0, np.uint32))
 
     def _symbols(self, elf: ELFFile, exec_sections: dict[int, tuple[int, int]], warn: Warn) -> list[tuple]:
         """(Function, reach end) per code symbol: a sized function reaches its end, a label its section's."""
@@ -262,15 +275,17 @@ def _lookup(starts: np.ndarray, ends: np.ndarray, pcs: np.ndarray) -> np.ndarray
 class Symbols:
     """The symbols, source lines and code of several ELF files, checked against the trace's architecture.
 
-    ``functions``: every code symbol (``Function``); ``files``: every source path of the line tables.
+    ``functions``: every code symbol (``Function``); ``files``: every source path of the line tables (none with
+    ``lines=False``, which skips reading DWARF for callers that need symbols and code only).
     """
 
-    def __init__(self, specs: Sequence[ElfSpec], arch: str | None = None, warn: Warn | None = None) -> None:
+    def __init__(self, specs: Sequence[ElfSpec], arch: str | None = None, warn: Warn | None = None,
+                 lines: bool = True) -> None:
         self.warn = warn or default_warn()
         self.arch = arch
         self.images: list[_Image] = []
         for spec in specs:
-            image = _Image(spec, self.warn)
+            image = _Image(spec, self.warn, lines)
             wanted = _TARGETS.get((image.machine, image.elfclass))
             if arch and wanted is not None and arch not in wanted:
                 self.warn(f"{spec.path}: ELF for {image.machine[3:].lower()}, but the trace is from a {arch} "
@@ -292,7 +307,7 @@ class Symbols:
         self._disasm: dict[int, str | None] = {}
         self._noted: set[int] = set()
         self._outside: set[int] = set()
-        self._cs: dict[tuple[int, int], capstone.Cs] = {}
+        self._cs: dict[tuple[int, int, bool], capstone.Cs] = {}
 
     def _build_lines(self) -> None:
         """One address-sorted line table over all images, with file paths numbered across them."""
@@ -360,24 +375,38 @@ class Symbols:
         f = self.functions[fn]
         return f"{f.name}+{pc - f.start:#x}"
 
+    def code_at(self, pc: int) -> tuple[bytes, tuple[int, int]] | None:
+        """The ELF bytes from pc on (up to the longest instruction) and the capstone (arch, mode) that decodes
+        them; None where no ELF has code at pc or no disassembler matches."""
+        image = next((i for i in self.images if i.contains(pc)), None)
+        if image is None or image.mode is None:
+            return None
+        arch, mode = image.mode
+        if image.machine == "EM_ARM" and image.thumb_at(pc):
+            mode |= capstone.CS_MODE_THUMB
+        for start, data in image.code:
+            if start <= pc < start + len(data):
+                return data[pc - start: pc - start + _MAX_INSN], (arch, mode)
+        return None
+
+    def decoder(self, arch: int, mode: int, detail: bool = False) -> capstone.Cs:
+        """A capstone disassembler for (arch, mode), made once."""
+        md = self._cs.get((arch, mode, detail))
+        if md is None:
+            md = self._cs[(arch, mode, detail)] = capstone.Cs(arch, mode)
+            md.detail = detail
+        return md
+
     def disassemble(self, pc: int) -> str | None:
         """The instruction at pc as ``mnemonic operands`` from the ELF's bytes; None where no ELF has code or
         no disassembler matches."""
         if pc in self._disasm:
             return self._disasm[pc]
         text = None
-        image = next((i for i in self.images if i.contains(pc)), None)
-        if image is not None and image.mode is not None:
-            arch, mode = image.mode
-            if image.machine == "EM_ARM" and image.thumb_at(pc):
-                mode |= capstone.CS_MODE_THUMB
-            md = self._cs.get((arch, mode))
-            if md is None:
-                md = self._cs[(arch, mode)] = capstone.Cs(arch, mode)
-            for start, data in image.code:
-                if start <= pc < start + len(data):
-                    insn = next(md.disasm_lite(data[pc - start: pc - start + _MAX_INSN], pc, 1), None)
-                    text = f"{insn[2]} {insn[3]}".strip() if insn else None
+        code = self.code_at(pc)
+        if code is not None:
+            insn = next(self.decoder(*code[1]).disasm_lite(code[0], pc, 1), None)
+            text = f"{insn[2]} {insn[3]}".strip() if insn else None
         self._disasm[pc] = text
         return text
 

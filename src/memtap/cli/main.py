@@ -18,7 +18,8 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-COMMANDS = ("record", "view", "stats", "export", "cachesim", "coverage", "profile", "ctl", "top", "doctor")
+COMMANDS = ("record", "view", "stats", "export", "cachesim", "coverage", "profile", "sharing", "report", "ctl",
+            "top", "doctor")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -10,54 +10,12 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-static const char DIGIT_PAIRS[] =
-    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-    "8081828384858687888990919293949596979899";
-
-static unsigned decimal_digits(uint64_t v)
-{
-    static const uint64_t P10[] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
-                                   100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL,
-                                   1000000000000ULL, 10000000000000ULL, 100000000000000ULL,
-                                   1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL,
-                                   1000000000000000000ULL, 10000000000000000000ULL};
-    unsigned n = 1;
-    while (n < 20 && v >= P10[n])
-        n++;
-    return n;
-}
-
-/* Digits are written from the end of the field backwards, two at a time; no library calls on this path. */
-static char *put_dec(char *p, uint64_t v)
-{
-    char *end = p + decimal_digits(v), *q = end;
-    while (v >= 100) {
-        unsigned r = (unsigned)(v % 100);
-        v /= 100;
-        q -= 2;
-        q[0] = DIGIT_PAIRS[2 * r];
-        q[1] = DIGIT_PAIRS[2 * r + 1];
-    }
-    if (v >= 10) {
-        q[-2] = DIGIT_PAIRS[2 * v];
-        q[-1] = DIGIT_PAIRS[2 * v + 1];
-    } else {
-        q[-1] = (char)('0' + v);
-    }
-    return end;
-}
-
+/* 0x and lowercase hex digits */
 static char *put_hex(char *p, uint64_t v)
 {
-    static const char HEX[] = "0123456789abcdef";
-    unsigned digits = v ? (64 - (unsigned)__builtin_clzll(v) + 3) / 4 : 1;
     p[0] = '0';
     p[1] = 'x';
-    char *end = p + 2 + digits;
-    for (char *q = end; q > p + 2; v >>= 4)
-        *--q = HEX[v & 15];
-    return end;
+    return mx_put_hex(p + 2, v, 1);
 }
 
 static char *put_field(char *p, const struct mx_column *c, size_t i)
@@ -67,7 +25,7 @@ static char *put_field(char *p, const struct mx_column *c, size_t i)
     uint64_t v = mx_load(c->data, c->width, i);
     switch (c->format) {
     case MX_DEC:
-        return put_dec(p, v);
+        return mx_put_dec(p, v);
     case MX_HEX:
         return put_hex(p, v);
     case MX_BOOL:

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from memtap.export.core import lib
+from memtap.export.native import lib
 from memtap.trace import layout as L
 from memtap.trace.arrow import ARROW_COLUMNS, FLAG_BITS, access_flags, check_columns, source_columns, validity
 from memtap.trace.reader import Trace

@@ -22,7 +22,7 @@ import zstandard
 import memtap
 from memtap.errors import MemtapError
 from memtap.export import thrift
-from memtap.export.core import lib
+from memtap.export.native import lib
 from memtap.trace import layout as L
 from memtap.trace.arrow import FLAG_BITS, access_flags, arrow_schema, validity
 

@@ -80,11 +80,34 @@ struct ms_sim {
     uint64_t rng;
     uint64_t *mem;         /* NCOUNTERS per vCPU for main memory */
     uint64_t *ops;         /* MS_NOPS per vCPU */
+    struct ms_memop *log;  /* what reached main memory since the last ms_log_take, when logging */
+    size_t nlog, caplog;
+    uint64_t cur;          /* index of the input item being simulated */
+    int logging, log_failed;
 };
 
 static inline uint64_t *cnt(struct ms_sim *s, int li, int v)
 {
     return (li < 0 ? s->mem : s->lv[li].cnt) + (size_t)v * NCOUNTERS;
+}
+
+/* A read or write of main memory: counted, and logged (for memory-side trace formats) when asked. */
+static void to_memory(struct ms_sim *s, int v, int counter, uint64_t addr, int write)
+{
+    cnt(s, -1, v)[counter]++;
+    if (!s->logging)
+        return;
+    if (s->nlog == s->caplog) {
+        size_t cap = s->caplog ? 2 * s->caplog : 4096;
+        struct ms_memop *p = realloc(s->log, cap * sizeof *p);
+        if (!p) {
+            s->log_failed = 1;
+            return;
+        }
+        s->log = p;
+        s->caplog = cap;
+    }
+    s->log[s->nlog++] = (struct ms_memop){.addr = addr, .index = s->cur, .vcpu = (uint16_t)v, .write = (uint8_t)write};
 }
 
 static inline struct cache *inst(struct level *L, int v)
@@ -268,7 +291,7 @@ static void do_write(struct ms_sim *s, int li, int v, struct cache *c, size_t i,
         uint8_t g;
         access(s, L->next, v, addr, kind, 1, 1, pc, 1, 0, &g);
     } else {
-        cnt(s, -1, v)[C_WRITE_HITS]++;
+        to_memory(s, v, C_WRITE_HITS, addr, 1);
     }
 }
 
@@ -339,7 +362,7 @@ static size_t install(struct ms_sim *s, int li, int v, struct cache *c, size_t b
 static void writeback_in(struct ms_sim *s, int li, int v, uint64_t addr)
 {
     if (li < 0) {
-        cnt(s, -1, v)[C_WB_HITS]++;
+        to_memory(s, v, C_WB_HITS, addr, 1);
         return;
     }
     struct level *L = &s->lv[li];
@@ -366,7 +389,7 @@ static void writeback_in(struct ms_sim *s, int li, int v, uint64_t addr)
         uint8_t g;
         access(s, L->next, v, addr, MS_K_WBFILL, 0, 1, 0, 1, 0, &g);
     } else if (fetch) {
-        cnt(s, -1, v)[C_HIT + MS_K_WBFILL]++;
+        to_memory(s, v, C_HIT + MS_K_WBFILL, addr, 0);
     }
     install(s, li, v, c, base, set, ghost, line, ST_M);
 }
@@ -393,7 +416,7 @@ static int access(struct ms_sim *s, int li, int v, uint64_t addr, int kind, int 
                   int count, int prefetch, uint8_t *grant)
 {
     if (li < 0) {
-        cnt(s, -1, v)[write ? C_WRITE_HITS : C_HIT + kind]++;
+        to_memory(s, v, write ? C_WRITE_HITS : C_HIT + kind, addr, write);
         *grant = ST_E;
         return CL_HIT;
     }
@@ -424,7 +447,7 @@ static int access(struct ms_sim *s, int li, int v, uint64_t addr, int kind, int 
         if (L->next >= 0)
             access(s, L->next, v, addr, kind, 1, 1, pc, 1, 0, &g);
         else
-            cnt(s, -1, v)[C_WRITE_HITS]++;
+            to_memory(s, v, C_WRITE_HITS, addr, 1);
         *grant = ST_E;
         return cls;
     }
@@ -489,7 +512,7 @@ static void maintain_way(struct ms_sim *s, int li, int v, struct cache *c, size_
     if (clean && c->state[i] == ST_M) {
         k[C_CLEANED]++;
         k[C_WRITEBACKS]++;
-        cnt(s, -1, v)[C_WB_HITS]++;
+        to_memory(s, v, C_WB_HITS, c->tag[i] << s->lv[li].line_bits, 1);
         c->state[i] = ST_E;
     }
     if (inval) {
@@ -535,7 +558,7 @@ static void zero_lines(struct ms_sim *s, int v, uint64_t addr, uint32_t size, ui
 {
     int li = s->first[1];
     if (li < 0) {
-        cnt(s, -1, v)[C_WRITE_HITS]++;
+        to_memory(s, v, C_WRITE_HITS, addr, 1);
         return;
     }
     struct level *L = &s->lv[li];
@@ -668,6 +691,7 @@ EXPORT size_t ms_run_columns(struct ms_sim *s, const struct ms_columns *cols, si
         }
     for (size_t j = first; j < n; j++) {
         uint16_t vcpu = COL(c.vcpu, uint16_t, j);
+        s->cur = j;
         if (vcpu >= s->nvcpu)
             return j;
         uint8_t kind = COL(c.kind, uint8_t, j), fl = COL(c.flags, uint8_t, j);
@@ -691,6 +715,7 @@ EXPORT size_t ms_run_inputs(struct ms_sim *s, const struct ms_input *in, size_t 
     for (size_t j = 0; j < n; j++) {
         if (in[j].vcpu >= s->nvcpu)
             return j;
+        s->cur = j;
         run_op(s, in[j].vcpu, in[j].op, in[j].addr, in[j].size, in[j].pc);
     }
     return n;
@@ -837,7 +862,26 @@ EXPORT void ms_free(struct ms_sim *s)
     }
     free(s->mem);
     free(s->ops);
+    free(s->log);
     free(s);
+}
+
+EXPORT void ms_log_enable(struct ms_sim *s, int on)
+{
+    s->logging = on;
+}
+
+EXPORT size_t ms_log_size(const struct ms_sim *s)
+{
+    return s->log_failed ? (size_t)-1 : s->nlog;
+}
+
+EXPORT size_t ms_log_take(struct ms_sim *s, struct ms_memop *out, size_t cap)
+{
+    size_t n = s->nlog < cap ? s->nlog : cap;
+    memcpy(out, s->log, n * sizeof *out);
+    s->nlog = 0;
+    return n;
 }
 
 /* --- results ----------------------------------------------------------------------------------------------- */

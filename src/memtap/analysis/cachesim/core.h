@@ -95,6 +95,16 @@ struct ms_columns {
 enum { MS_CMO_CLEAN = 1, MS_CMO_INVALIDATE, MS_CMO_FLUSH, MS_CMO_ZERO, MS_CMO_PREFETCH_READ, MS_CMO_PREFETCH_WRITE };
 enum { MS_CMO_LINE = 0, MS_CMO_SET_WAY = 1, MS_CMO_WHOLE = 2 };
 
+/* One read or write of main memory (a miss of the last level, a write-back, a written-through store), and the
+ * index of the input item that caused it: its row in ms_run_columns' columns, its place in ms_run_inputs' ops. */
+struct ms_memop {
+    uint64_t addr;
+    uint64_t index;
+    uint16_t vcpu;
+    uint8_t write;
+    uint8_t reserved[5];
+};
+
 struct ms_sim;
 
 struct ms_sim *ms_new(const struct ms_level_cfg *levels, int nlevels, const struct ms_options *opt);
@@ -116,6 +126,11 @@ size_t ms_map_size(const struct ms_sim *s, int level, int which);
 size_t ms_map_export(const struct ms_sim *s, int level, int which, uint64_t *out, size_t cap);
 /* Whether a line is valid in level's instance for vcpu, and its MESI state (0 I, 1 S, 2 E, 3 M). */
 int ms_probe(const struct ms_sim *s, int level, int vcpu, uint64_t addr);
+/* Logging of main-memory operations (off by default): the log grows until taken; ms_log_size is (size_t)-1
+ * when it could not grow. */
+void ms_log_enable(struct ms_sim *s, int on);
+size_t ms_log_size(const struct ms_sim *s);
+size_t ms_log_take(struct ms_sim *s, struct ms_memop *out, size_t cap);
 const char *ms_op_names(void);
 const char *ms_counter_names(void);
 

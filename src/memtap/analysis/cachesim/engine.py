@@ -40,6 +40,7 @@ class Simulator:
             raise MemtapError("cache simulator: out of memory building the hierarchy")
         self._kind_to_op = native.kind_to_op()
         self._use_paddr = int(config.address == "physical")
+        self._logging = False
         self.vcpus = 0
         self.records = 0
         self.ensure_vcpus(vcpus)
@@ -51,15 +52,30 @@ class Simulator:
                 raise MemtapError(f"cache simulator: out of memory for {n} vCPUs")
             self.vcpus = n
 
+    def log_memory(self) -> None:
+        """From now on, keep every read and write of main memory for ``feed``'s return value."""
+        self._lib.ms_log_enable(self._sim, 1)
+        self._logging = True
+
+    def _take_log(self) -> np.ndarray:
+        n = self._lib.ms_log_size(self._sim)
+        if n == ctypes.c_size_t(-1).value:
+            raise MemtapError("cache simulator: out of memory for the memory log")
+        out = np.empty(n, native.MEMOP)
+        self._lib.ms_log_take(self._sim, out.ctypes.data, n)
+        return out
+
     def input_columns(self) -> list[str]:
         """The record columns this hierarchy reads (``Trace.columns`` names): paddr only with physical addresses,
         pc only for the miss maps."""
         return [n for n in native.COLUMNS
                 if not (n == "paddr" and not self._use_paddr) and not (n == "pc" and not self.config.track)]
 
-    def feed(self, batch: np.ndarray | dict[str, np.ndarray]) -> None:
+    def feed(self, batch: np.ndarray | dict[str, np.ndarray]) -> np.ndarray | None:
         """Simulate one batch of records of every vCPU in global order: a layout.RECORD array, or columns as
-        ``Trace.columns`` yields them (a dict of equal-length arrays; missing columns read as zeros)."""
+        ``Trace.columns`` yields them (a dict of equal-length arrays; missing columns read as zeros). With
+        ``log_memory``, returns the batch's reads and writes of main memory (native.MEMOP, index = the record's
+        index in the batch), else None."""
         if isinstance(batch, dict):
             cols = {n: batch[n] for n in native.COLUMNS if n in batch}
         elif isinstance(batch, np.ndarray) and batch.dtype == layout.RECORD:
@@ -72,7 +88,7 @@ class Simulator:
             raise UserError("cache simulator: columns of different lengths")
         n = lengths.pop() if lengths else 0
         if not n:
-            return
+            return np.empty(0, native.MEMOP) if self._logging else None
         spec = native.Columns()
         arrays = {}   # what the core reads, alive until it is done
         for name, arr in cols.items():
@@ -82,13 +98,17 @@ class Simulator:
             arrays[name] = arr
             setattr(spec, name, native.Column(arr.ctypes.data, arr.strides[0]))
         done = 0
+        logs = []
         while True:
             done = self._lib.ms_run_columns(self._sim, ctypes.byref(spec), done, n, self._kind_to_op.ctypes.data,
                                             self._use_paddr)
+            if self._logging:
+                logs.append(self._take_log())   # the core logs each record's row in the batch
             if done == n:
                 break
             self.ensure_vcpus(int(arrays["vcpu"][done]) + 1)  # the core stopped at a vCPU new to it
         self.records += n
+        return np.concatenate(logs) if self._logging else None
 
     def feed_ops(self, ops: np.ndarray) -> None:
         """Simulate an array of native.INPUT ops (see ops())."""
@@ -102,8 +122,9 @@ class Simulator:
         li = [lv.name for lv in self.config.levels].index(level)
         return MESI[self._lib.ms_probe(self._sim, li, vcpu, addr)]
 
-    def result(self) -> Result:
-        """A snapshot of every counter and miss map."""
+    def counters(self) -> np.ndarray:
+        """The counters so far, without the miss maps: an array (levels + main memory, vCPUs, counter names in
+        native.counter_names() order), cheap enough to take between intervals of a run."""
         names = native.counter_names()
         nl = len(self.config.levels)
         counts = np.zeros((nl + 1, self.vcpus, len(names)), np.uint64)
@@ -111,6 +132,11 @@ class Simulator:
             for v in range(self.vcpus):
                 ptr = self._lib.ms_counters(self._sim, li, v)
                 counts[li, v] = np.ctypeslib.as_array(ptr, (len(names),))
+        return counts
+
+    def result(self) -> Result:
+        """A snapshot of every counter and miss map."""
+        counts = self.counters()
         nops = len(native.op_codes())
         ops = np.array([np.ctypeslib.as_array(self._lib.ms_op_counts(self._sim, v), (nops,))
                         for v in range(self.vcpus)], np.uint64)

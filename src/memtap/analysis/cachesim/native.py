@@ -38,6 +38,10 @@ INPUT = np.dtype({"names": ["addr", "pc", "size", "vcpu", "op"],
                   "formats": ["<u8", "<u8", "<u4", "<u2", "u1"],
                   "offsets": [0, 8, 16, 20, 22], "itemsize": 24})
 
+# struct ms_memop: one read or write of main memory and the index of the item that caused it.
+MEMOP = np.dtype({"names": ["addr", "index", "vcpu", "write"], "formats": ["<u8", "<u8", "<u2", "u1"],
+                  "offsets": [0, 8, 16, 18], "itemsize": 24})
+
 # struct ms_columns: the record fields the core reads, in the struct's order, with the dtype each must have.
 COLUMNS = {"kind": np.dtype("u1"), "vcpu": np.dtype("<u2"), "size": np.dtype("u1"), "flags": np.dtype("u1"),
            "vaddr": np.dtype("<u8"), "paddr": np.dtype("<u8"), "pc": np.dtype("<u8"), "value": np.dtype("<u8")}
@@ -76,6 +80,9 @@ def lib() -> ctypes.CDLL:
         "ms_map_size": (ctypes.c_size_t, [p, ctypes.c_int, ctypes.c_int]),
         "ms_map_export": (ctypes.c_size_t, [p, ctypes.c_int, ctypes.c_int, p, ctypes.c_size_t]),
         "ms_probe": (ctypes.c_int, [p, ctypes.c_int, ctypes.c_int, ctypes.c_uint64]),
+        "ms_log_enable": (None, [p, ctypes.c_int]),
+        "ms_log_size": (ctypes.c_size_t, [p]),
+        "ms_log_take": (ctypes.c_size_t, [p, p, ctypes.c_size_t]),
         "ms_op_names": (ctypes.c_char_p, []),
         "ms_counter_names": (ctypes.c_char_p, []),
     }

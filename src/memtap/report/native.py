@@ -1,0 +1,144 @@
+"""ctypes binding of the report's aggregation core (core.c, built by setup.py into libreport.so)."""
+
+from __future__ import annotations
+
+import ctypes
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from memtap.errors import MemtapError
+
+LIBRARY = Path(__file__).with_name("libreport.so")
+
+# Table ids of core.c and the columns of their exported rows (keys first).
+PAGES, LINES, PCS, HEAT, TIME, VCPUS = TABLE_IDS = range(6)
+KINDS = 16   # value slots per kind in the TIME and VCPUS tables
+TABLE_COLUMNS = {
+    PAGES: ("page", "fetch", "load", "store", "io"),
+    LINES: ("line", "fetch", "load", "store", "readers", "writers"),
+    PCS: ("pc", "executed", "loads", "stores"),
+    HEAT: ("addr_bin", "time_bin", "fetch", "load", "store"),
+    TIME: ("time_bin", *(f"kind{k}" for k in range(KINDS))),
+    VCPUS: ("vcpu_priv", *(f"kind{k}" for k in range(KINDS)), "icount_max_plus_1", "icount_min_inverted"),
+}
+XFER_VCPUS = 64   # the transfer counter's vCPU masks are 64 bits wide
+
+
+class Columns(ctypes.Structure):
+    """struct rp_cols: one pointer per column of a batch."""
+
+    _fields_ = [(n, ctypes.c_void_p) for n in ("pos", "icount", "vaddr", "pc", "vcpu", "kind", "size", "priv",
+                                                "flags")]
+
+
+COLUMN_TYPES = {"pos": np.uint64, "icount": np.uint64, "vaddr": np.uint64, "pc": np.uint64, "vcpu": np.uint16,
+                "kind": np.uint8, "size": np.uint8, "priv": np.uint8, "flags": np.uint8}
+
+
+@cache
+def lib() -> ctypes.CDLL:
+    """The loaded core; a MemtapError when it was not built."""
+    try:
+        so = ctypes.CDLL(str(LIBRARY))
+    except OSError as exc:
+        raise MemtapError(f"the report core is not built ({exc}); reinstall memtap") from None
+    p, u64, size = ctypes.c_void_p, ctypes.c_uint64, ctypes.c_size_t
+    sigs = {
+        "rp_new": (p, [u64, u64]),
+        "rp_free": (None, [p]),
+        "rp_feed": (ctypes.c_int, [p, ctypes.POINTER(Columns), size]),
+        "rp_state": (None, [p, p]),
+        "rp_rows": (size, [p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]),
+        "rp_export": (None, [p, ctypes.c_int, p]),
+        "rp_xfer_new": (p, []),
+        "rp_xfer_free": (None, [p]),
+        "rp_xfer_feed": (ctypes.c_int, [p, p, p, p, size]),
+        "rp_xfer_matrix": (None, [p, p]),
+        "rp_xfer_lines": (size, [p, p, size]),
+        "rp_xfer_size": (size, [p]),
+    }
+    for name, (res, args) in sigs.items():
+        fn = getattr(so, name)
+        fn.restype, fn.argtypes = res, args
+    return so
+
+
+class Aggregator:
+    """One report core: feed it column batches, then read its tables."""
+
+    def __init__(self, max_bins: int, heat_cap: int) -> None:
+        self._lib = lib()
+        self._rp = self._lib.rp_new(max_bins, heat_cap)
+        if not self._rp:
+            raise MemtapError("report: out of memory")
+
+    def feed(self, cols: dict[str, np.ndarray]) -> None:
+        """Aggregate one batch (the columns of COLUMN_TYPES, all of one length)."""
+        arrays = {n: np.ascontiguousarray(cols[n], t) for n, t in COLUMN_TYPES.items()}
+        c = Columns(**{n: a.ctypes.data for n, a in arrays.items()})
+        if self._lib.rp_feed(self._rp, ctypes.byref(c), len(arrays["pos"])):
+            raise MemtapError("report: out of memory while aggregating")
+
+    def state(self) -> dict[str, int]:
+        out = np.zeros(5, np.uint64)
+        self._lib.rp_state(self._rp, out.ctypes.data)
+        names = ("pos_min", "pos_max", "time_shift", "addr_shift", "seen")
+        return {n: int(v) for n, v in zip(names, out, strict=True)}
+
+    def table(self, table_id: int) -> np.ndarray:
+        """All rows of a table as an (n, words) uint64 array, sorted by key."""
+        words = ctypes.c_int()
+        n = self._lib.rp_rows(self._rp, table_id, ctypes.byref(words))
+        out = np.zeros((n, words.value), np.uint64)
+        if n:
+            self._lib.rp_export(self._rp, table_id, out.ctypes.data)
+        keys = 2 if table_id == HEAT else 1
+        order = np.lexsort(tuple(out[:, k] for k in reversed(range(keys))))
+        return out[order]
+
+    def close(self) -> None:
+        if self._rp:
+            self._lib.rp_free(self._rp)
+            self._rp = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class TransferCounter:
+    """Line transfers between vCPUs under mtrace's rule (core.c, rp_xfer_feed), fed accesses in global order."""
+
+    def __init__(self) -> None:
+        self._lib = lib()
+        self._x = self._lib.rp_xfer_new()
+        if not self._x:
+            raise MemtapError("report: out of memory")
+
+    def feed(self, line: np.ndarray, vcpu: np.ndarray, store: np.ndarray) -> None:
+        line = np.ascontiguousarray(line, np.uint64)
+        vcpu = np.ascontiguousarray(vcpu, np.uint16)
+        store = np.ascontiguousarray(store, np.uint8)
+        if self._lib.rp_xfer_feed(self._x, line.ctypes.data, vcpu.ctypes.data, store.ctypes.data, len(line)):
+            raise MemtapError("report: out of memory while counting line transfers")
+
+    def matrix(self) -> np.ndarray:
+        out = np.zeros((XFER_VCPUS, XFER_VCPUS), np.uint64)
+        self._lib.rp_xfer_matrix(self._x, out.ctypes.data)
+        return out
+
+    def lines(self) -> np.ndarray:
+        """(line, transfers) rows of the lines with transfers, sorted by line."""
+        cap = self._lib.rp_xfer_size(self._x)
+        out = np.zeros((cap, 2), np.uint64)
+        n = self._lib.rp_xfer_lines(self._x, out.ctypes.data, cap)
+        return out[np.argsort(out[:n, 0])]
+
+    def close(self) -> None:
+        if self._x:
+            self._lib.rp_xfer_free(self._x)
+            self._x = None
+
+    def __del__(self) -> None:
+        self.close()
