@@ -18,7 +18,7 @@ from tracegen import Insn, TraceWriter, data_ev, exec_ev, simple_trace
 from memtap.cli.main import main
 from memtap.errors import TraceError, UserError
 from memtap.export.csv import csv_text
-from memtap.export.tabular import export_csv, export_parquet
+from memtap.export.tabular import export_csv, export_parquet, export_partitioned
 from memtap.trace import layout as L
 from memtap.trace.reader import open_trace
 
@@ -285,7 +285,7 @@ def test_export_errors(simple: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
         export_parquet(open_trace(simple), "-")
 
 
-@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "vcpu", "chunk"])   # vcpu, chunk: partitioned datasets
 def test_failed_export_leaves_nothing(tmp_path: Path, fmt: str) -> None:
     path = tmp_path / "corrupt.memtap"
     with TraceWriter(path) as w:
@@ -297,5 +297,8 @@ def test_failed_export_leaves_nothing(tmp_path: Path, fmt: str) -> None:
     out = tmp_path / "out" / f"x.{fmt}"
     out.parent.mkdir()
     with pytest.raises(TraceError, match="crc32 mismatch"):
-        (export_csv if fmt == "csv" else export_parquet)(open_trace(path), out, order="file")
+        if fmt in ("vcpu", "chunk"):
+            export_partitioned(open_trace(path), out, fmt, order="file")
+        else:
+            (export_csv if fmt == "csv" else export_parquet)(open_trace(path), out, order="file")
     assert list(out.parent.iterdir()) == []

@@ -16,12 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 from guestlib import memtap, record
 from test_record_exact import expected_seq
-from tracegen import Insn, TraceWriter, exec_ev, simple_trace
+from tracegen import simple_trace
 
 import memtap as mt
 from memtap.analysis.summary import compute_stats
 from memtap.cli.main import main
-from memtap.errors import TraceError
 from memtap.export.partition import export_partitioned
 from memtap.export.tabular import export_csv, export_parquet
 from memtap.trace import layout as L
@@ -359,19 +358,6 @@ def test_csv_text_of_random_columns(monkeypatch: pytest.MonkeyPatch) -> None:
     rows = columns_to_arrow(cols).to_pylist()
     assert text.splitlines() == [",".join(field(n, r[n]) for n in COLUMNS) for r in rows]
 
-
-def test_failed_partitioned_export_leaves_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "corrupt.memtap"
-    with TraceWriter(path) as w:
-        w.info()
-        w.insns([Insn(0x1000)])
-        w.events(0, [exec_ev(0, 1, pos=0, icount=1)])
-        w.events(1, [exec_ev(0, 1, pos=1, icount=1)], bad_crc=True)
-        w.end()
-    for by in ("vcpu", "chunk"):
-        with pytest.raises(TraceError, match="crc32 mismatch"):
-            export_partitioned(mt.open(path), tmp_path / "ds", by)
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.memtap"]
 
 
 def test_io_atomic_exclusive_are_loads_and_stores_alone(tmp_path: Path) -> None:
