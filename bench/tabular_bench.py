@@ -93,7 +93,12 @@ def runner(mode: str, trace: memtap.Trace, out: Path) -> Callable[[], int]:
     sim_columns = cachesim.Simulator(config()).input_columns()
     if mode == "read-cachesim":
         return lambda: read(trace, sim_columns)
-    return lambda: sum(cachesim.simulate_trace(trace, config()).ops()[k] for k in ("fetch", "load", "store"))
+
+    def simulate() -> int:
+        ops = cachesim.simulate_trace(trace, config()).ops()
+        return ops["fetch"] + ops["load"] + ops["store"]
+
+    return simulate
 
 
 def run_workload(arch: str, program: str, insns: int, reps: int, tmp: Path, modes: list[str]) -> dict:
