@@ -152,10 +152,18 @@ static uint8_t *delta_binary_packed(uint8_t *o, const uint64_t *v, size_t m)
 
 static uint8_t *byte_stream_split(uint8_t *o, const uint64_t *v, size_t m)
 {
+    uint8_t *s0 = o, *s1 = o + m, *s2 = o + 2 * m, *s3 = o + 3 * m, *s4 = o + 4 * m, *s5 = o + 5 * m,
+            *s6 = o + 6 * m, *s7 = o + 7 * m;
     for (size_t i = 0; i < m; i++) {
         uint64_t x = v[i];
-        for (unsigned k = 0; k < 8; k++)
-            o[k * m + i] = (uint8_t)(x >> (8 * k));
+        s0[i] = (uint8_t)x;
+        s1[i] = (uint8_t)(x >> 8);
+        s2[i] = (uint8_t)(x >> 16);
+        s3[i] = (uint8_t)(x >> 24);
+        s4[i] = (uint8_t)(x >> 32);
+        s5[i] = (uint8_t)(x >> 40);
+        s6[i] = (uint8_t)(x >> 48);
+        s7[i] = (uint8_t)(x >> 56);
     }
     return o + 8 * m;
 }
@@ -186,6 +194,30 @@ static ZSTD_CCtx *context(void)
     if (!cctx)
         cctx = ZSTD_createCCtx();
     return cctx;
+}
+
+/* A page's working memory, kept per thread and grown as needed: allocating it per call cost more in page faults
+ * than the encoding itself. */
+struct scratch {
+    size_t rows;
+    uint8_t *raw;
+    uint64_t *vals;
+    uint8_t *small;
+};
+
+static struct scratch *scratch(size_t rows)
+{
+    static __thread struct scratch sc;
+    if (sc.rows >= rows)
+        return &sc;
+    free(sc.raw);
+    free(sc.vals);
+    free(sc.small);
+    sc.raw = malloc(raw_bound(rows));
+    sc.vals = malloc(rows * sizeof *sc.vals);
+    sc.small = malloc(rows);
+    sc.rows = sc.raw && sc.vals && sc.small ? rows : 0;
+    return sc.rows ? &sc : NULL;
 }
 
 EXPORT size_t mx_pq_bound(const struct mx_pq_column *c, size_t n)
@@ -246,7 +278,7 @@ static uint8_t *page_body(const struct mx_pq_column *c, size_t first, size_t row
     pg->rows = rows;
     pg->nulls = rows - m;
     res->nulls += rows - m;
-    if (c->encoding == MX_PQ_DELTA || c->encoding == MX_PQ_BSS) {
+    if (c->stats && (c->encoding == MX_PQ_DELTA || c->encoding == MX_PQ_BSS)) {
         uint64_t lo = res->min, hi = res->max;
         for (size_t i = 0; i < m; i++) {
             lo = vals[i] < lo ? vals[i] : lo;
@@ -279,14 +311,14 @@ EXPORT size_t mx_pq_encode(const struct mx_pq_column *c, size_t n, uint8_t *out,
         return 0;
     }
     ZSTD_CCtx *cctx = context();
-    uint8_t *raw = malloc(raw_bound(per));
-    uint64_t *vals = malloc(per * sizeof *vals);
-    uint8_t *small = malloc(per);
+    struct scratch *sc = scratch(per);
     size_t used = 0;
-    if (!cctx || !raw || !vals || !small) {
+    if (!cctx || !sc) {
         res->error = -1;
-        goto done;
+        return 0;
     }
+    uint8_t *raw = sc->raw, *small = sc->small;
+    uint64_t *vals = sc->vals;
     for (size_t first = 0; first < n; first += per) {
         size_t rows = n - first < per ? n - first : per;
         struct mx_pq_page *pg = &pages[res->pages++];
@@ -295,14 +327,10 @@ EXPORT size_t mx_pq_encode(const struct mx_pq_column *c, size_t n, uint8_t *out,
         size_t z = ZSTD_compressCCtx(cctx, out + used, cap - used, raw, pg->raw_len, c->level);
         if (ZSTD_isError(z)) {
             res->error = -3;
-            goto done;
+            return used;
         }
         pg->stored_len = z;
         used += z;
     }
-done:
-    free(raw);
-    free(vals);
-    free(small);
     return used;
 }

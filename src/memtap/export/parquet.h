@@ -27,7 +27,8 @@ struct mx_pq_column {
     uint8_t dict_bits;
     int32_t level;      /* zstd level */
     uint32_t page_rows; /* rows per data page (the last one may have fewer) */
-    uint32_t reserved;
+    uint8_t stats;      /* compute min and max (DELTA and BSS columns) */
+    uint8_t reserved[3];
 };
 
 /* One data page as written to out: its rows (nulls included), its body before and after compression. */
@@ -38,7 +39,7 @@ struct mx_pq_page {
     uint64_t stored_len;
 };
 
-/* The whole column chunk: min and max of the valid values (as unsigned integers; DELTA and BSS columns only),
+/* The whole column chunk: min and max of the valid values (as unsigned integers; DELTA and BSS columns with stats),
  * the nulls, the pages written, and 0 or a negative error (-1 out of memory, -2 out or pages too small, -3 zstd). */
 struct mx_pq_result {
     uint64_t min;

@@ -42,7 +42,7 @@ class PqColumn(ctypes.Structure):
     _fields_ = [("data", ctypes.c_void_p), ("valid", ctypes.c_void_p), ("dict_index", ctypes.c_void_p),
                 ("width", ctypes.c_uint8), ("encoding", ctypes.c_uint8), ("mask", ctypes.c_uint8),
                 ("dict_bits", ctypes.c_uint8), ("level", ctypes.c_int32), ("page_rows", ctypes.c_uint32),
-                ("reserved", ctypes.c_uint32)]
+                ("stats", ctypes.c_uint8), ("reserved", ctypes.c_uint8 * 3)]
 
 
 PAGE = np.dtype([("rows", "<u8"), ("nulls", "<u8"), ("raw_len", "<u8"), ("stored_len", "<u8")])
@@ -101,7 +101,7 @@ class _Chunk:
 def _encode(name: str, cols: dict[str, np.ndarray], buffer: np.ndarray, flags: np.ndarray | None) -> _Chunk:
     """Encode one Arrow column of a row group (called on a worker thread: the C call releases the GIL)."""
     lay = LAYOUT[name]
-    c = PqColumn(level=ZSTD_LEVEL, encoding=lay.encoding)
+    c = PqColumn(level=ZSTD_LEVEL, encoding=lay.encoding, stats=lay.stats)
     keep = []
     valid = validity(name, cols)
     if valid is not None:
