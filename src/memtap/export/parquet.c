@@ -5,6 +5,7 @@
  */
 #include "parquet.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -188,36 +189,57 @@ static size_t raw_bound(size_t rows)
     return levels + delta + 64;
 }
 
-static ZSTD_CCtx *context(void)
-{
-    static __thread ZSTD_CCtx *cctx;
-    if (!cctx)
-        cctx = ZSTD_createCCtx();
-    return cctx;
-}
-
-/* A page's working memory, kept per thread and grown as needed: allocating it per call cost more in page faults
- * than the encoding itself. */
+/* Per-thread working memory: a zstd context and a page's buffers, grown as needed and freed when the thread
+ * exits (allocating them per call cost more in page faults than the encoding itself). */
 struct scratch {
+    ZSTD_CCtx *cctx;
     size_t rows;
     uint8_t *raw;
     uint64_t *vals;
     uint8_t *small;
 };
 
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    struct scratch *sc = p;
+    ZSTD_freeCCtx(sc->cctx);
+    free(sc->raw);
+    free(sc->vals);
+    free(sc->small);
+    free(sc);
+}
+
+static void scratch_key_make(void)
+{
+    pthread_key_create(&scratch_key, scratch_free);
+}
+
 static struct scratch *scratch(size_t rows)
 {
-    static __thread struct scratch sc;
-    if (sc.rows >= rows)
-        return &sc;
-    free(sc.raw);
-    free(sc.vals);
-    free(sc.small);
-    sc.raw = malloc(raw_bound(rows));
-    sc.vals = malloc(rows * sizeof *sc.vals);
-    sc.small = malloc(rows);
-    sc.rows = sc.raw && sc.vals && sc.small ? rows : 0;
-    return sc.rows ? &sc : NULL;
+    pthread_once(&scratch_once, scratch_key_make);
+    struct scratch *sc = pthread_getspecific(scratch_key);
+    if (!sc) {
+        sc = calloc(1, sizeof *sc);
+        if (!sc || pthread_setspecific(scratch_key, sc)) {
+            free(sc);
+            return NULL;
+        }
+    }
+    if (!sc->cctx && !(sc->cctx = ZSTD_createCCtx()))
+        return NULL;
+    if (sc->rows >= rows)
+        return sc;
+    free(sc->raw);
+    free(sc->vals);
+    free(sc->small);
+    sc->raw = malloc(raw_bound(rows));
+    sc->vals = malloc(rows * sizeof *sc->vals);
+    sc->small = malloc(rows);
+    sc->rows = sc->raw && sc->vals && sc->small ? rows : 0;
+    return sc->rows ? sc : NULL;
 }
 
 EXPORT size_t mx_pq_bound(const struct mx_pq_column *c, size_t n)
@@ -310,10 +332,9 @@ EXPORT size_t mx_pq_encode(const struct mx_pq_column *c, size_t n, uint8_t *out,
         res->error = -2;
         return 0;
     }
-    ZSTD_CCtx *cctx = context();
     struct scratch *sc = scratch(per);
     size_t used = 0;
-    if (!cctx || !sc) {
+    if (!sc) {
         res->error = -1;
         return 0;
     }
@@ -324,7 +345,7 @@ EXPORT size_t mx_pq_encode(const struct mx_pq_column *c, size_t n, uint8_t *out,
         struct mx_pq_page *pg = &pages[res->pages++];
         uint8_t *end = page_body(c, first, rows, raw, vals, small, pg, res);
         pg->raw_len = (uint64_t)(end - raw);
-        size_t z = ZSTD_compressCCtx(cctx, out + used, cap - used, raw, pg->raw_len, c->level);
+        size_t z = ZSTD_compressCCtx(sc->cctx, out + used, cap - used, raw, pg->raw_len, c->level);
         if (ZSTD_isError(z)) {
             res->error = -3;
             return used;
