@@ -1,0 +1,107 @@
+"""Linux guests (guest/linux/) on x86_64, AArch64 and RISC-V 64 with 4 vCPUs: each boots the kernel that
+scripts/build-linux.sh built, runs one of the project's static programs from the initramfs and powers off, under
+plain QEMU and under `memtap record`. The expected records come from the programs' ELF files (symbols of the
+labelled instructions and variables) and from vmlinux, never from the trace under test."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from guestlib import memtap, symbols
+from linuxlib import LINUX_ARCHES, boot, exit_status, kernel, program, record, result_line
+
+import memtap as memtap_api
+from memtap.layout import KIND_FETCH, KIND_STORE, PRIV_USER, RF_ATOMIC, RF_PADDR
+
+FALSESHARE_N = 100000   # falseshare.c's default iteration count per thread
+SYSHEAVY_N = 10000      # sysheavy.c's default number of getppid calls
+
+
+def user_stores(trace, lo: int, hi: int) -> np.ndarray:
+    recs = trace.sorted(kinds=["store"], addr_range=(lo, hi))
+    return recs[recs["priv"] == PRIV_USER]
+
+
+@pytest.mark.parametrize("arch", LINUX_ARCHES)
+def test_boots_runs_and_powers_off(arch):
+    """Plain QEMU: the program's line, init's exit line, and QEMU's exit status 0 from the power-off."""
+    proc = boot(arch, "syscalls")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert result_line(proc.stdout, "syscalls") == (
+        "syscalls: pipe2=0 fds=3,4 write=6 read=6 data=memtap openat=5 close=0 missing=-2 clock_gettime=0 "
+        "nanosleep=0 close=0,0")
+
+
+@pytest.mark.parametrize("arch", LINUX_ARCHES)
+def test_failing_program_status_on_console(arch):
+    """A program's non-zero status reaches the console (QEMU still exits 0: init powered off)."""
+    proc = boot(arch, "falseshare", "-1")   # a negative count: no work, counters 0, exit status 1
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert exit_status(proc.stdout, "falseshare") == 1
+    assert "falseshare: counters=0,0,0,0 total=0" in proc.stdout
+
+
+@pytest.mark.parametrize("arch", LINUX_ARCHES)
+def test_falseshare_stores(tmp_path, arch):
+    """4 threads on 4 vCPUs: exactly N stores per counter of the shared line, each from one vCPU, at the
+    increment's PC, in user mode, to one physical line; and 4N atomic adds to the total's own line."""
+    elf = program(arch, "falseshare")
+    sym = symbols(elf)
+    trace_path = tmp_path / "falseshare.trace"
+    proc = record(trace_path, arch, "falseshare", "--start-on-marker", "--events", "store")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    n = FALSESHARE_N
+    assert result_line(proc.stdout, "falseshare") == f"falseshare: counters={n},{n},{n},{n} total={4 * n}"
+    trace = memtap_api.open(trace_path)
+
+    line = user_stores(trace, sym["counters"], sym["counters"] + 64)
+    assert len(line) == 4 * n
+    assert set(line["pc"].tolist()) == {sym["falseshare_inc"]}
+    assert set(line["size"].tolist()) == {8}
+    assert np.all(line["flags"] & RF_PADDR)
+    assert len(set((line["paddr"] >> 6).tolist())) == 1
+    assert np.array_equal(line["paddr"] & 63, line["vaddr"] & 63)
+    writers = []
+    for k in range(4):
+        mine = line[line["vaddr"] == sym["counters"] + 8 * k]
+        assert len(mine) == n, f"counter {k}"
+        vcpus = set(mine["vcpu"].tolist())
+        assert len(vcpus) == 1, f"counter {k} written by vCPUs {vcpus}"
+        writers += vcpus
+    assert sorted(writers) == [0, 1, 2, 3]
+    # In global order the line's writer changes (false sharing): every vCPU's stores interleave with others'.
+    assert np.count_nonzero(np.diff(line["vcpu"].astype(np.int16))) >= 3
+
+    total = user_stores(trace, sym["shared_total"], sym["shared_total"] + 64)
+    assert len(total) == 4 * n
+    assert set(total["vaddr"].tolist()) == {sym["shared_total"]}
+    assert set(total["pc"].tolist()) == {sym["falseshare_add"]}
+    assert np.all(total["flags"] & RF_ATOMIC)
+    assert sorted(np.unique(total["vcpu"], return_counts=True)[1].tolist()) == [n] * 4
+
+
+@pytest.mark.parametrize("arch", LINUX_ARCHES)
+def test_twoproc_same_vaddr_two_physical_pages(tmp_path, arch):
+    """Parent and child store at the same virtual addresses from the same instructions, into two physical pages."""
+    elf = program(arch, "twoproc")
+    sym = symbols(elf)
+    page = sym["twoproc_page"]
+    assert page % 4096 == 0
+    trace_path = tmp_path / "twoproc.trace"
+    proc = record(trace_path, arch, "twoproc", "--start-on-marker", "--events", "store", "--values")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert result_line(proc.stdout, "twoproc") == \
+        "twoproc: parent=0x74776f7000000001,0x74776f7000000002 child=ok"
+    stores = user_stores(memtap_api.open(trace_path), page, page + 4096)
+    assert len(stores) == 4
+    frames = {}
+    for s in stores:
+        frames.setdefault(int(s["paddr"]) >> 12, []).append(
+            (int(s["vaddr"]) - page, int(s["pc"]), int(s["value"])))
+    assert len(frames) == 2
+    expected = {who: [(0, sym["twoproc_store0"], 0x74776F7000000001 | who << 16),
+                      (8, sym["twoproc_store1"], 0x74776F7000000002 | who << 16)] for who in (0, 1)}
+    assert sorted(frames.values()) == [expected[0], expected[1]]
+    assert np.all(stores["paddr"] & 0xFFF == stores["vaddr"] & 0xFFF)
