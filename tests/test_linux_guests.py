@@ -13,7 +13,7 @@ from guestlib import memtap, symbols
 from linuxlib import LINUX_ARCHES, boot, exit_status, kernel, program, record, result_line
 
 import memtap as memtap_api
-from memtap.layout import KIND_FETCH, KIND_STORE, PRIV_USER, RF_ATOMIC, RF_PADDR
+from memtap.layout import PRIV_USER, RF_ATOMIC, RF_PADDR
 
 FALSESHARE_N = 100000   # falseshare.c's default iteration count per thread
 SYSHEAVY_N = 10000      # sysheavy.c's default number of getppid calls
@@ -105,3 +105,58 @@ def test_twoproc_same_vaddr_two_physical_pages(tmp_path, arch):
                       (8, sym["twoproc_store1"], 0x74776F7000000002 | who << 16)] for who in (0, 1)}
     assert sorted(frames.values()) == [expected[0], expected[1]]
     assert np.all(stores["paddr"] & 0xFFF == stores["vaddr"] & 0xFFF)
+
+
+# What a system call from user mode executes first, and the prefix of the kernel's handler functions.
+SYSCALL_ENTRY = {"x86_64": ("entry_SYSCALL_64", 0), "aarch64": ("vectors", 0x400), "riscv64": ("handle_exception", 0)}
+HANDLER_PREFIX = {"x86_64": "__x64_sys_", "aarch64": "__arm64_sys_", "riscv64": "__riscv_sys_"}
+SYSCALLS = ["getpid", "pipe2", "write", "read", "openat", "close", "openat", "clock_gettime", "nanosleep", "close",
+            "close"]
+
+
+def vmlinux_symbols(arch: str) -> dict[str, int]:
+    return symbols(kernel(arch).vmlinux)
+
+
+@pytest.mark.parametrize("arch", LINUX_ARCHES)
+def test_syscalls_enter_the_kernel_in_order(tmp_path, arch):
+    """Each of the eleven system calls is one user-mode fetch of raw_syscall_insn, followed on the same vCPU by the
+    arch's system-call entry and, before the next user-mode fetch, by the entry of that call's handler."""
+    insn = symbols(program(arch, "syscalls"))["raw_syscall_insn"]
+    ksym = vmlinux_symbols(arch)
+    entry = ksym[SYSCALL_ENTRY[arch][0]] + SYSCALL_ENTRY[arch][1]
+    trace_path = tmp_path / "syscalls.trace"
+    proc = record(trace_path, arch, "syscalls", "--start-on-marker", "--events", "fetch")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert result_line(proc.stdout, "syscalls").startswith("syscalls: pipe2=0 fds=3,4 write=6 read=6")
+    fetches = memtap_api.open(trace_path).sorted(kinds=["fetch"])
+    calls = fetches[(fetches["pc"] == insn) & (fetches["priv"] == PRIV_USER)]
+    assert len(calls) == len(SYSCALLS)
+    vcpus = set(calls["vcpu"].tolist())
+    assert len(vcpus) == 1, vcpus
+    mine = fetches[fetches["vcpu"] == vcpus.pop()]
+    user = np.flatnonzero(mine["priv"] == PRIV_USER)
+    for i, at in enumerate(np.flatnonzero((mine["pc"] == insn) & (mine["priv"] == PRIV_USER))):
+        back = user[user > at][0]
+        kernel_pcs = set(mine["pc"][at + 1 : back].tolist())
+        assert mine["pc"][at + 1] == entry, f"call {i}"
+        assert not np.any(mine["priv"][at + 1 : back] == PRIV_USER)
+        assert ksym[HANDLER_PREFIX[arch] + SYSCALLS[i]] in kernel_pcs, f"call {i}: {SYSCALLS[i]}"
+
+
+@pytest.mark.parametrize("arch", LINUX_ARCHES)
+def test_sysheavy_kernel_profile(tmp_path, arch):
+    """`memtap profile --elf vmlinux` of N getppid calls names the system-call entry and getppid's handler, and
+    coverage counts exactly N entries of the handler."""
+    vmlinux = kernel(arch).vmlinux
+    elf = program(arch, "sysheavy")
+    trace_path = tmp_path / "sysheavy.trace"
+    proc = record(trace_path, arch, "sysheavy", "--start-on-marker", "--events", "fetch")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert result_line(proc.stdout, "sysheavy") == f"sysheavy: {SYSHEAVY_N} getppid calls, ppid=1"
+    prof = memtap("profile", str(trace_path), "--elf", str(vmlinux), "--elf", str(elf), "--top", "0")
+    assert prof.returncode == 0, prof.stderr
+    functions = {fields[-2] if len(fields) > 1 else "" for fields in
+                 (re.split(r"\s+", row.strip()) for row in prof.stdout.splitlines())}
+    handler = HANDLER_PREFIX[arch] + "getppid"
+    assert {handler, SYSCALL_ENTRY[arch][0], "raw_syscall"} <= functions, prof.stdout

@@ -5,11 +5,13 @@
  *   openat(AT_FDCWD, "/proc/self/stat", O_RDONLY), close(that fd),
  *   openat(AT_FDCWD, "/memtap-missing", O_RDONLY) (fails: -ENOENT), clock_gettime(CLOCK_MONOTONIC, &ts),
  *   nanosleep({0, 0}, NULL), close(fds[0]), close(fds[1]).
+ * The process is pinned to CPU 0 first, so the whole sequence, kernel side included, runs on one vCPU.
  * Prints the results: `syscalls: pipe2=0 fds=3,4 write=6 read=6 data=memtap openat=5 close=0 missing=-2
  * clock_gettime=0 nanosleep=0 close=0,0` (file descriptors 0-2 are the console, opened by init).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -24,6 +26,14 @@ int main(void)
     char buf[8] = {0};
     struct timespec ts = {0, 0}, zero = {0, 0};
     long pid, pipe_r, write_r, read_r, open_r, close_r, missing_r, clock_r, sleep_r, close0_r, close1_r;
+    cpu_set_t cpu0;
+
+    CPU_ZERO(&cpu0);
+    CPU_SET(0, &cpu0);
+    if (sched_setaffinity(0, sizeof cpu0, &cpu0) != 0) {
+        perror("syscalls: sched_setaffinity");
+        return 2;
+    }
 
     MEMTAP_START();
     pid = raw_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0);
