@@ -5,12 +5,16 @@ labelled instructions and variables) and from vmlinux, never from the trace unde
 
 from __future__ import annotations
 
+import os
 import re
+import select
+import subprocess
+import time
 
 import numpy as np
 import pytest
 from guestlib import memtap, symbols
-from linuxlib import LINUX_ARCHES, boot, exit_status, kernel, program, record, result_line
+from linuxlib import LINUX_ARCHES, TIMEOUT, boot, busybox, command, exit_status, kernel, program, record, result_line
 
 import memtap as memtap_api
 from memtap.layout import PRIV_USER, RF_ATOMIC, RF_PADDR
@@ -160,3 +164,41 @@ def test_sysheavy_kernel_profile(tmp_path, arch):
                  (re.split(r"\s+", row.strip()) for row in prof.stdout.splitlines())}
     handler = HANDLER_PREFIX[arch] + "getppid"
     assert {handler, SYSCALL_ENTRY[arch][0], "raw_syscall"} <= functions, prof.stdout
+
+
+def _read_until(proc: subprocess.Popen, seen: bytearray, pattern: bytes, deadline: float) -> None:
+    """Reads QEMU's console into seen until it holds pattern (the guest's own handshake); the deadline only
+    bounds a guest that hangs."""
+    while pattern not in seen:
+        left = deadline - time.monotonic()
+        ready, _, _ = select.select([proc.stdout], [], [], max(left, 0))
+        chunk = os.read(proc.stdout.fileno(), 4096) if ready else b""
+        if not chunk:
+            proc.kill()
+            raise AssertionError(f"no {pattern!r} on the console:\n{seen[-3000:].decode(errors='replace')}")
+        seen += chunk
+
+
+@pytest.mark.parametrize("arch", LINUX_ARCHES)
+def test_busybox_shell_runs_a_program(arch):
+    """Without memtap.run, init gives a busybox shell on the console: it runs a program with the arguments typed,
+    and `exit` powers off."""
+    busybox(arch)
+    proc = subprocess.Popen(command(arch, None), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + TIMEOUT
+    seen = bytearray()
+    try:
+        _read_until(proc, seen, b"memtap-init: busybox shell", deadline)
+        _read_until(proc, seen, b"# ", deadline)
+        proc.stdin.write(b"falseshare 1000 && echo status=$?\n")
+        proc.stdin.flush()
+        _read_until(proc, seen, b"status=0", deadline)
+        proc.stdin.write(b"exit\n")
+        proc.stdin.flush()
+        _read_until(proc, seen, b"memtap-init: sh exited with status 0", deadline)
+        assert proc.wait(timeout=max(deadline - time.monotonic(), 1)) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert b"falseshare: counters=1000,1000,1000,1000 total=4000" in seen

@@ -65,7 +65,7 @@ def qemu_command(arch: str, program_name: str | None = None, args: tuple[str, ..
     image = kernel(arch, build=build).image
     rootfs = initramfs(arch, [program_name] if program_name else None)
     return [qemu or binary, *machine, "-m", MEMORY, "-smp", str(int(smp)), "-nographic", "-no-reboot",
-            "-kernel", str(image), "-initrd", str(rootfs),
+            "-nic", "none", "-kernel", str(image), "-initrd", str(rootfs),
             "-append", kernel_command_line(arch, program_name, tuple(args))]
 
 

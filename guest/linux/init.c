@@ -59,8 +59,8 @@ static void power_off(void)
         pause();
 }
 
-/* Runs argv[0] in a child (a session of its own when shell is set) and reports how it ended. */
-static void run(char **argv, int shell)
+/* Runs argv[0] in a child (a session of its own when shell is set) and reports how `name` ended. */
+static void run(const char *name, char **argv, int shell)
 {
     pid_t pid = fork();
     if (pid == 0) {
@@ -73,7 +73,6 @@ static void run(char **argv, int shell)
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
-    const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
     if (WIFEXITED(status))
         printf("memtap-init: %s exited with status %d\n", name, WEXITSTATUS(status));
     else
@@ -108,14 +107,14 @@ int main(void)
         argv[argc] = NULL;
         printf("memtap-init: running %s\n", program);
         fflush(stdout);
-        run(argv, 0);
+        run(program, argv, 0);
     } else if (access("/bin/busybox", X_OK) == 0) {
         char *install[] = {"/bin/busybox", "--install", "-s", "/bin", NULL};
         char *shell[] = {"/bin/busybox", "cttyhack", "/bin/sh", "-l", NULL};
-        run(install, 0);
+        run("busybox --install", install, 0);
         printf("memtap-init: busybox shell; the programs are in /bin; `exit` powers off\n");
         fflush(stdout);
-        run(shell, 1);
+        run("sh", shell, 1);
     } else {
         printf("memtap-init: no memtap.run=PROGRAM on the kernel command line and no /bin/busybox\n");
     }
