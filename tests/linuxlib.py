@@ -11,6 +11,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from elftools.elf.elffile import ELFFile
 from guestlib import ROOT, memtap
 
 LINUX_ARCHES = ("x86_64", "aarch64", "riscv64")
@@ -72,6 +73,22 @@ def boot(arch: str, name: str, *args: str, qemu: str | None = None) -> subproces
 def record(trace: Path, arch: str, name: str, *options: str, qemu: str | None = None) -> subprocess.CompletedProcess:
     """`memtap record -o trace [options] -- <the guest's QEMU command>` running program `name`."""
     return memtap("record", "-o", str(trace), *options, "--", *command(arch, name, qemu=qemu), timeout=TIMEOUT)
+
+
+def symbol_extent(elf: Path, name: str) -> tuple[int, int]:
+    """(address, size) of symbol name in elf."""
+    with open(elf, "rb") as f:
+        found = ELFFile(f).get_section_by_name(".symtab").get_symbol_by_name(name)
+    assert found, f"no {name} in {elf}"
+    return found[0]["st_value"], found[0]["st_size"]
+
+
+def symbols_only(arch: str, directory: Path) -> Path:
+    """A copy of arch's vmlinux without DWARF (symbols kept), made by the arch's objcopy into directory."""
+    out = directory / "vmlinux.symbols"
+    objcopy = linux_builder().userland.compiler(arch).removesuffix("gcc") + "objcopy"
+    subprocess.run([objcopy, "--strip-debug", str(kernel(arch).vmlinux), str(out)], check=True)
+    return out
 
 
 def exit_status(console: str, name: str) -> int:

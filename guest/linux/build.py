@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cpio_newc  # noqa: E402,F401  (for the tests: build.cpio_newc)
 import kernel_build  # noqa: E402,F401  (for the tests: build.kernel_build)
+import userland  # noqa: E402,F401  (for the tests: build.userland)
 from kernel_build import KERNEL_ARCHES, Kernel, LinuxBuildError, cache_root, kernel  # noqa: E402
 from userland import PROGRAMS, busybox, initramfs, program  # noqa: E402
 
