@@ -40,13 +40,16 @@ def _compile(arch: str, source: Path, out: Path) -> Path:
     if _mtime(out) >= max(_mtime(d) for d in deps):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [compiler(arch), *CFLAGS, *(f"-I{d}" for d in INCLUDE_DIRS), "-o", str(out), str(source)]
+    tmp = out.with_name(f".{out.name}.{os.getpid()}")   # renamed into place: concurrent builders never see half
+    cmd = [compiler(arch), *CFLAGS, *(f"-I{d}" for d in INCLUDE_DIRS), "-o", str(tmp), str(source)]
     try:
         r = subprocess.run(cmd, capture_output=True, text=True)
     except FileNotFoundError:
         raise LinuxBuildError(f"{cmd[0]} not found: scripts/build-linux.sh installs it") from None
     if r.returncode != 0:
+        tmp.unlink(missing_ok=True)
         raise LinuxBuildError(f"{' '.join(cmd)} failed:\n{r.stdout}{r.stderr}")
+    tmp.replace(out)
     return out
 
 
@@ -84,7 +87,7 @@ def initramfs(arch: str, programs: list[str] | None = None, with_busybox: bool =
     data = cpio_newc.archive(entries)
     if not out.is_file() or out.read_bytes() != data:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp")
+        tmp = out.with_name(f".{out.name}.{os.getpid()}")
         tmp.write_bytes(data)
         tmp.replace(out)
     return out
