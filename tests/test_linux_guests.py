@@ -29,7 +29,7 @@ from linuxlib import (
 )
 
 import memtap as memtap_api
-from memtap.layout import PRIV_USER, RF_ATOMIC, RF_PADDR
+from memtap.layout import PRIV_USER, RF_ATOMIC, RF_INTERRUPT, RF_PADDR
 
 FALSESHARE_N = 100000   # falseshare.c's default iteration count per thread
 SYSHEAVY_N = 10000      # sysheavy.c's default number of getppid calls
@@ -160,6 +160,29 @@ def test_syscalls_enter_the_kernel_in_order(tmp_path, arch):
         assert mine["pc"][at + 1] == entry, f"call {i}"
         assert not np.any(mine["priv"][at + 1 : back] == PRIV_USER)
         assert ksym[HANDLER_PREFIX[arch] + SYSCALLS[i]] in kernel_pcs, f"call {i}: {SYSCALLS[i]}"
+
+
+# The exception cause of a system call from user mode: ESR_EL1's exception class 0x15 (SVC from AArch64), scause 8
+# (environment call from U-mode).
+SYSCALL_CAUSE = {"aarch64": lambda esr: esr >> 26 == 0x15, "riscv64": lambda cause: cause == 8}
+
+
+@pytest.mark.parametrize("arch", sorted(SYSCALL_CAUSE))
+def test_syscalls_are_exception_records_under_newer_qemu(tmp_path, arch):
+    """Under QEMU >= 10.2 (discontinuity callbacks) each of the eleven calls is one exception record from
+    raw_syscall_insn with the system-call cause, entering the arch's entry. (x86_64's `syscall` is no exception
+    in QEMU's system emulation, which changes the registers in a helper: there are none to expect.)"""
+    insn = symbols(program(arch, "syscalls"))["raw_syscall_insn"]
+    trace_path = tmp_path / "syscalls.trace"
+    proc = record(trace_path, arch, "syscalls", "--start-on-marker", qemu=newer_qemu(arch))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result_line(proc.stdout, "syscalls")
+    exceptions = memtap_api.open(trace_path).sorted(kinds=["exception"])
+    calls = exceptions[exceptions["vaddr"] == insn]
+    assert len(calls) == len(SYSCALLS)
+    assert all(SYSCALL_CAUSE[arch](int(v)) for v in calls["value"])
+    assert not np.any(calls["flags"] & RF_INTERRUPT)
+    assert set(calls["pc"].tolist()) == {vmlinux_symbols(arch)[SYSCALL_ENTRY[arch][0]] + SYSCALL_ENTRY[arch][1]}
 
 
 @pytest.fixture(scope="module")
