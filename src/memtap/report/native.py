@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import ctypes
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 
+from memtap._native import Library
 from memtap.errors import MemtapError
-
-LIBRARY = Path(__file__).with_name("libreport.so")
 
 # Table ids of core.c and the columns of their exported rows (keys first).
 PAGES, LINES, PCS, HEAT, TIME, VCPUS = TABLE_IDS = range(6)
@@ -37,32 +35,24 @@ COLUMN_TYPES = {"pos": np.uint64, "icount": np.uint64, "vaddr": np.uint64, "pc":
                 "kind": np.uint8, "size": np.uint8, "priv": np.uint8, "flags": np.uint8}
 
 
-@cache
-def lib() -> ctypes.CDLL:
-    """The loaded core; a MemtapError when it was not built."""
-    try:
-        so = ctypes.CDLL(str(LIBRARY))
-    except OSError as exc:
-        raise MemtapError(f"the report core is not built ({exc}); reinstall memtap") from None
-    p, u64, size = ctypes.c_void_p, ctypes.c_uint64, ctypes.c_size_t
-    sigs = {
-        "rp_new": (p, [u64, u64]),
-        "rp_free": (None, [p]),
-        "rp_feed": (ctypes.c_int, [p, ctypes.POINTER(Columns), size]),
-        "rp_state": (None, [p, p]),
-        "rp_rows": (size, [p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]),
-        "rp_export": (None, [p, ctypes.c_int, p]),
-        "rp_xfer_new": (p, []),
-        "rp_xfer_free": (None, [p]),
-        "rp_xfer_feed": (ctypes.c_int, [p, p, p, p, size]),
-        "rp_xfer_matrix": (None, [p, p]),
-        "rp_xfer_lines": (size, [p, p, size]),
-        "rp_xfer_size": (size, [p]),
-    }
-    for name, (res, args) in sigs.items():
-        fn = getattr(so, name)
-        fn.restype, fn.argtypes = res, args
-    return so
+_P, _U64, _SZ = ctypes.c_void_p, ctypes.c_uint64, ctypes.c_size_t
+SIGNATURES = {
+    "rp_new": (_P, [_U64, _U64]),
+    "rp_free": (None, [_P]),
+    "rp_feed": (ctypes.c_int, [_P, ctypes.POINTER(Columns), _SZ]),
+    "rp_state": (None, [_P, _P]),
+    "rp_rows": (_SZ, [_P, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]),
+    "rp_export": (None, [_P, ctypes.c_int, _P]),
+    "rp_xfer_new": (_P, []),
+    "rp_xfer_free": (None, [_P]),
+    "rp_xfer_feed": (ctypes.c_int, [_P, _P, _P, _P, _SZ]),
+    "rp_xfer_matrix": (None, [_P, _P]),
+    "rp_xfer_lines": (_SZ, [_P, _P, _SZ]),
+    "rp_xfer_size": (_SZ, [_P]),
+}
+
+# The loaded core (lib()); a MemtapError when it was not built.
+lib = Library(Path(__file__).with_name("libreport.so"), "the report core", SIGNATURES)
 
 
 class Aggregator:
