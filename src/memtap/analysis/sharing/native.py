@@ -37,6 +37,7 @@ SIGNATURES = {
     "sh_close_runs": (ctypes.c_int, [_P]),
     "sh_counters": (_U64P, [_P]),
     "sh_counter_names": (ctypes.c_char_p, []),
+    "sh_matrix": (_U64P, [_P]),
     "sh_line_counts": (None, [_P, _U64P]),
     "sh_details": (ctypes.c_size_t, [_P, ctypes.POINTER(_P)]),
     "sh_sharers": (ctypes.c_size_t, [_P, ctypes.POINTER(_P)]),
@@ -101,6 +102,11 @@ class Core:
         names = lib().sh_counter_names().decode().split(",")
         values = lib().sh_counters(self._s)
         return {name: int(values[i]) for i, name in enumerate(names)}
+
+    def matrix(self) -> np.ndarray:
+        """Transfers [from vCPU][to vCPU], MAX_VCPUS x MAX_VCPUS (pass 1)."""
+        values = lib().sh_matrix(self._s)
+        return np.ctypeslib.as_array(values, (MAX_VCPUS, MAX_VCPUS)).copy()
 
     def line_counts(self) -> tuple[int, int, int]:
         """(lines, lines with more than one vCPU, lines with more than one sharer)."""
