@@ -21,7 +21,7 @@ TABLE_COLUMNS = {
     TIME: ("time_bin", *(f"kind{k}" for k in range(KINDS))),
     VCPUS: ("vcpu_priv", *(f"kind{k}" for k in range(KINDS)), "icount_max_plus_1", "icount_min_inverted"),
 }
-XFER_VCPUS = 64   # the transfer counter's vCPU masks are 64 bits wide
+LINE_SHIFT = 6    # the LINES table's unit: 64-byte lines
 
 
 class Columns(ctypes.Structure):
@@ -43,12 +43,6 @@ SIGNATURES = {
     "rp_state": (None, [_P, _P]),
     "rp_rows": (_SZ, [_P, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]),
     "rp_export": (None, [_P, ctypes.c_int, _P]),
-    "rp_xfer_new": (_P, []),
-    "rp_xfer_free": (None, [_P]),
-    "rp_xfer_feed": (ctypes.c_int, [_P, _P, _P, _P, _SZ]),
-    "rp_xfer_matrix": (None, [_P, _P]),
-    "rp_xfer_lines": (_SZ, [_P, _P, _SZ]),
-    "rp_xfer_size": (_SZ, [_P]),
 }
 
 # The loaded core (lib()); a MemtapError when it was not built.
@@ -92,43 +86,6 @@ class Aggregator:
         if self._rp:
             self._lib.rp_free(self._rp)
             self._rp = None
-
-    def __del__(self) -> None:
-        self.close()
-
-
-class TransferCounter:
-    """Line transfers between vCPUs under mtrace's rule (core.c, rp_xfer_feed), fed accesses in global order."""
-
-    def __init__(self) -> None:
-        self._lib = lib()
-        self._x = self._lib.rp_xfer_new()
-        if not self._x:
-            raise MemtapError("report: out of memory")
-
-    def feed(self, line: np.ndarray, vcpu: np.ndarray, store: np.ndarray) -> None:
-        line = np.ascontiguousarray(line, np.uint64)
-        vcpu = np.ascontiguousarray(vcpu, np.uint16)
-        store = np.ascontiguousarray(store, np.uint8)
-        if self._lib.rp_xfer_feed(self._x, line.ctypes.data, vcpu.ctypes.data, store.ctypes.data, len(line)):
-            raise MemtapError("report: out of memory while counting line transfers")
-
-    def matrix(self) -> np.ndarray:
-        out = np.zeros((XFER_VCPUS, XFER_VCPUS), np.uint64)
-        self._lib.rp_xfer_matrix(self._x, out.ctypes.data)
-        return out
-
-    def lines(self) -> np.ndarray:
-        """(line, transfers) rows of the lines with transfers, sorted by line."""
-        cap = self._lib.rp_xfer_size(self._x)
-        out = np.zeros((cap, 2), np.uint64)
-        n = self._lib.rp_xfer_lines(self._x, out.ctypes.data, cap)
-        return out[np.argsort(out[:n, 0])]
-
-    def close(self) -> None:
-        if self._x:
-            self._lib.rp_xfer_free(self._x)
-            self._x = None
 
     def __del__(self) -> None:
         self.close()
