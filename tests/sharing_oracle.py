@@ -20,6 +20,7 @@ class Access:
 @dataclass
 class Oracle:
     transfers: Counter = field(default_factory=Counter)            # line -> transfers (lines start uncached)
+    matrix: Counter = field(default_factory=Counter)               # (from vCPU, to vCPU) -> transfers
     transfer_records: int = 0
     movement_records: int = 0                                      # mtrace: lines start held by every core
     vcpus: dict = field(default_factory=lambda: defaultdict(set))      # line -> vCPUs
@@ -57,6 +58,7 @@ def brute_force(accesses: list[Access], line_size: int = 64) -> Oracle:
     o = Oracle()
     holders: dict[int, set[int]] = {}        # who holds a valid copy; absent = nobody yet
     ever_written: set[int] = set()
+    last_writer: dict[int, int] = {}
     for a in accesses:
         moved = transferred = False
         first, last = a.addr // line_size, (a.addr + max(a.size, 1) - 1) // line_size
@@ -67,19 +69,25 @@ def brute_force(accesses: list[Access], line_size: int = 64) -> Oracle:
             if a.store:
                 # a write after another core's access: any other core still holds the line
                 t = bool(held - {a.vcpu})
+                # it comes from the most recent other core to access the line
+                source = next(v for v in reversed(o.sequence[line]) if v != a.vcpu) if t else None
                 # mtrace: logged unless the line is known to be held by this core alone
                 m = t or line not in ever_written
                 holders[line] = {a.vcpu}
                 ever_written.add(line)
+                last_writer[line] = a.vcpu
                 o.writers[line].add(a.vcpu)
                 o.written[line][a.sharer] |= set(range(lo - base, hi - base))
             else:
                 # a read after another core's write: written, and this core's copy is gone (or never was)
                 t = line in ever_written and a.vcpu not in held
+                source = last_writer.get(line)   # it comes from the line's last writer
                 m = t
                 held.add(a.vcpu)
                 o.readers[line].add(a.vcpu)
             o.transfers[line] += t
+            if t:
+                o.matrix[(source, a.vcpu)] += 1
             transferred |= t
             moved |= m
             o.vcpus[line].add(a.vcpu)

@@ -12,7 +12,7 @@ import tracegen as tg
 from guestlib import memtap
 from sharing_oracle import Access, brute_force
 
-from memtap.analysis.sharing import movement_flags, run_passes
+from memtap.analysis.sharing import Transfers, movement_flags, run_passes
 from memtap.analysis.sharing.groups import DistinctLines
 from memtap.analysis.sharing.interleave import recording_mode, run_stats
 from memtap.analysis.sharing.lines import classify, ranges, shared_addresses, shared_lines
@@ -91,6 +91,31 @@ def test_core_equals_brute_force(seed, line_size):
     assert sorted(np.repeat(hist[:, 0], hist[:, 1].astype(np.int64)).tolist()) == sorted(o.runs())
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_transfers_streamed_equal_brute_force(seed):
+    """Pass 1 alone, as memtap report streams it beside its cache simulation: the vCPU x vCPU matrix (by the vCPU
+    each transfer came from) and the transfers of every line more than one vCPU touched; fetches and MMIO
+    accesses among the records move nothing."""
+    accesses = random_accesses(seed, 3000, vcpus=5, lines=5)
+    o = brute_force(accesses)
+    cols = columns(accesses)
+    rng = np.random.default_rng(seed)
+    other = rng.random(len(accesses)) < 0.2   # every fifth record becomes a fetch or an MMIO load, kept out
+    noise = {n: v.copy() for n, v in cols.items()}
+    noise["kind"][other] = np.where(rng.random(int(other.sum())) < 0.5, L.KIND_FETCH, L.KIND_LOAD)
+    noise["flags"][other] |= np.where(noise["kind"][other] == L.KIND_LOAD, L.RF_IO, 0).astype(np.uint8)
+    mixed = {n: np.stack([cols[n], noise[n]], axis=1).reshape(-1) for n in cols}   # each access, then noise
+    keep = np.repeat([[True, False]], len(accesses), axis=0).reshape(-1) | ~np.repeat(other, 2)
+    mixed = {n: v[keep] for n, v in mixed.items()}
+    t = Transfers(64)
+    for start in range(0, len(mixed["kind"]), 311):
+        t.feed({n: v[start: start + 311] for n, v in mixed.items()})
+    m = t.matrix()
+    assert {(int(a), int(b)): int(m[a, b]) for a, b in zip(*np.nonzero(m), strict=True)} == dict(o.matrix)
+    assert t.lines().tolist() == [[line * 64, o.transfers[line]] for line in sorted(o.vcpus)
+                                  if len(o.vcpus[line]) > 1]
+
+
 def test_movement_flags_per_record():
     accesses = random_accesses(7, 2000)
     cols = columns(accesses)
@@ -117,6 +142,13 @@ def test_transfer_rule_examples():
     p = run_passes(source_of(seq, batch=3))
     (ln,) = shared_lines(p)
     assert (ln.address, ln.transfers, ln.kind) == (0x100, 4, "false")
+    # where each came from: 1's copy (to 0), 0's write (to 1), 1 the last to read (to 2), 2's write (to 0)
+    t = Transfers()
+    t.feed(columns(seq))
+    m = t.matrix()
+    assert {(int(a), int(b)): int(m[a, b]) for a, b in zip(*np.nonzero(m), strict=True)} == \
+        {(1, 0): 1, (0, 1): 1, (1, 2): 1, (2, 0): 1}
+    assert t.lines().tolist() == [[0x100, 4]]
     assert ln.written == {0: [(0, 8)], 2: [(0x10, 0x18)]}
     assert p.counters["movement_records"] == 4 + 0  # the first store was a transfer already
 

@@ -8,21 +8,19 @@ returns) runs there on whole batches of columns; Python only chooses the columns
 from __future__ import annotations
 
 import ctypes
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 
+from memtap._native import Library, ptr
 from memtap.errors import MemtapError
-from memtap.trace import layout as L
-
-LIBRARY = Path(__file__).with_name("libexport.so")
 
 # enum mx_drop, in order
 DROPS = ("marker", "exception", "cmo", "no_paddr", "wide_addr", "zero_addr", "memops", "orphan")
 # branch classes of struct mx_pcmap's info (MX_INFO_CLASS)
 NOT_BRANCH, COND, JUMP, JUMP_INDIRECT, CALL, CALL_INDIRECT, RETURN, BRANCH_OTHER = range(8)
 
+# ChampSim's input_instr, 64 bytes, which mx_champsim fills
 CHAMPSIM_INSTR = np.dtype([("ip", "<u8"), ("is_branch", "u1"), ("branch_taken", "u1"),
                            ("destination_registers", "u1", (2,)), ("source_registers", "u1", (4,)),
                            ("destination_memory", "<u8", (2,)), ("source_memory", "<u8", (4,))])
@@ -50,49 +48,33 @@ class ChampsimState(ctypes.Structure):
                 ("nsrc", ctypes.c_int32), ("ndst", ctypes.c_int32)]
 
 
-@cache
-def lib() -> ctypes.CDLL:
-    """The loaded core; a MemtapError when it was not built."""
-    if CHAMPSIM_INSTR.itemsize != 64:
-        raise MemtapError("ChampSim record layout is not 64 bytes")
-    if any(L.RECORD.fields[k][1] != off for k, off in RECORD_OFFSETS.items()):
-        raise MemtapError("the exporters' core does not match memtap.layout.RECORD; rebuild memtap")
-    try:
-        so = ctypes.CDLL(str(LIBRARY))
-    except OSError as exc:
-        raise MemtapError(f"the exporters' core is not built ({exc}); reinstall memtap") from None
-    p, sz, u64 = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint64
-    cols = ctypes.POINTER(Cols)
-    sigs = {
-        "mx_csv": (sz, [p, ctypes.c_int, sz, sz, p, sz, ctypes.POINTER(sz)]),   # csv.c
-        "mx_pq_bound": (sz, [p, sz]),                                           # parquet.c
-        "mx_pq_encode": (sz, [p, sz, p, sz, p, sz, p]),
-        "mx_lackey": (sz, [cols, ctypes.POINTER(LackeyState), ctypes.c_int, p, p]),
-        "mx_dinero": (sz, [cols, ctypes.c_uint32, p, p]),
-        "mx_dramsim3": (sz, [cols, p, p]),
-        "mx_ramulator": (sz, [cols, p, p]),
-        "mx_gem5": (sz, [cols, u64, p, p]),
-        "mx_records": (None, [cols, p, p, p]),
-        "mx_pcmap_new": (p, []),
-        "mx_pcmap_free": (None, [p]),
-        "mx_pcmap_put": (ctypes.c_int, [p, u64, u64, ctypes.c_int32]),
-        "mx_pcmap_find": (sz, [p, p, p, sz, p, p]),
-        "mx_champsim": (sz, [cols, p, p, ctypes.POINTER(ChampsimState), ctypes.c_int, p, p]),
-        "mx_calls_new": (p, []),
-        "mx_calls_free": (None, [p]),
-        "mx_calls_depth": (u64, [p]),
-        "mx_calls": (sz, [cols, p, p, p, p, sz]),
-        "mx_calls_close": (sz, [p, u64, p, sz]),
-        "mx_chrome_calls": (sz, [p, sz, p, p, ctypes.c_uint32, ctypes.c_uint32, p]),
-    }
-    for name, (res, args) in sigs.items():
-        fn = getattr(so, name)
-        fn.restype, fn.argtypes = res, args
-    return so
+_P, _SZ, _U64 = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint64
+_COLS = ctypes.POINTER(Cols)
+SIGNATURES = {
+    "mx_csv": (_SZ, [_P, ctypes.c_int, _SZ, _SZ, _P, _SZ, ctypes.POINTER(_SZ)]),   # csv.c
+    "mx_pq_bound": (_SZ, [_P, _SZ]),                                               # parquet.c
+    "mx_pq_encode": (_SZ, [_P, _SZ, _P, _SZ, _P, _SZ, _P]),
+    "mx_lackey": (_SZ, [_COLS, ctypes.POINTER(LackeyState), ctypes.c_int, _P, _P]),
+    "mx_dinero": (_SZ, [_COLS, ctypes.c_uint32, _P, _P]),
+    "mx_dramsim3": (_SZ, [_COLS, _P, _P]),
+    "mx_ramulator": (_SZ, [_COLS, _P, _P]),
+    "mx_gem5": (_SZ, [_COLS, _U64, _P, _P]),
+    "mx_records": (None, [_COLS, _P, _P, _P]),
+    "mx_pcmap_new": (_P, []),
+    "mx_pcmap_free": (None, [_P]),
+    "mx_pcmap_put": (ctypes.c_int, [_P, _U64, _U64, ctypes.c_int32]),
+    "mx_pcmap_find": (_SZ, [_P, _P, _P, _SZ, _P, _P]),
+    "mx_champsim": (_SZ, [_COLS, _P, _P, ctypes.POINTER(ChampsimState), ctypes.c_int, _P, _P]),
+    "mx_calls_new": (_P, []),
+    "mx_calls_free": (None, [_P]),
+    "mx_calls_depth": (_U64, [_P]),
+    "mx_calls": (_SZ, [_COLS, _P, _P, _P, _P, _SZ]),
+    "mx_calls_close": (_SZ, [_P, _U64, _P, _SZ]),
+    "mx_chrome_calls": (_SZ, [_P, _SZ, _P, _P, ctypes.c_uint32, ctypes.c_uint32, _P]),
+}
 
-
-def ptr(a: np.ndarray | None) -> int | None:
-    return None if a is None else a.ctypes.data
+# The loaded core (lib()); a MemtapError when it was not built or layout.RECORD moved a field mx_records writes.
+lib = Library(Path(__file__).with_name("libexport.so"), "the exporters' core", SIGNATURES, RECORD_OFFSETS)
 
 
 class Batch:

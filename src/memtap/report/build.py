@@ -16,13 +16,14 @@ import numpy as np
 
 from memtap.analysis.cachesim import Config
 from memtap.analysis.execution import ExecutionCounts, has_fetches
+from memtap.analysis.sharing import Transfers
+from memtap.analysis.sharing.native import MAX_VCPUS
 from memtap.analysis.symbols import ElfSpec, Symbols, Warn, default_warn
 from memtap.errors import UserError
 from memtap.report import native, sections
 from memtap.report.aggregate import Aggregates, Selection, aggregate
 from memtap.report.cache import IntervalSimulation, cache_section
 from memtap.report.regions import HOW_CLUSTERS, HOW_ELF, elf_sections, find_regions
-from memtap.report.transfers import TransferPass, popcount
 from memtap.trace.reader import Trace
 
 FORMAT = "memtap-report"
@@ -136,17 +137,14 @@ def _ordered(trace: Trace, opts: Options, agg: Aggregates, counts: ExecutionCoun
         sim = IntervalSimulation(config, max(vcpus) + 1, time_axis["shift"], time_axis["first_bin"],
                                  time_axis["bins"])
         consumers.append(sim)
-    lines = agg.tables[native.LINES]
-    shared = lines[popcount(lines[:, 4] | lines[:, 5]) >= 2] if len(lines) else lines
     if len(vcpus) < 2:
         unavailable["sharing"] = (f"{'one vCPU' if vcpus else 'no vCPU'} in the selection: no line moves "
                                   "between vCPUs")
-    elif max(vcpus) >= native.XFER_VCPUS:
-        unavailable["sharing"] = f"vCPU {max(vcpus)}: line transfers are counted for vCPUs 0-63 only"
+    elif max(vcpus) >= MAX_VCPUS:
+        unavailable["sharing"] = f"vCPU {max(vcpus)}: line transfers are counted for vCPUs 0-{MAX_VCPUS - 1} only"
     else:
-        xfer = TransferPass(shared[:, 0])
-        if len(shared):
-            consumers.append(xfer)
+        xfer = Transfers(1 << native.LINE_SHIFT)
+        consumers.append(xfer)
     if consumers:
         for batch in trace.batches(order="pos", batch_size=1 << 20, **opts.selection.kwargs()):
             for c in consumers:
@@ -155,17 +153,21 @@ def _ordered(trace: Trace, opts: Options, agg: Aggregates, counts: ExecutionCoun
         res, acc, miss = sim.finish()
         doc["cache"] = cache_section(res, acc, miss, counts, symbols, opts.top)
     if xfer is not None:
-        doc["sharing"] = _sharing(shared, xfer, vcpus, opts.top)
+        doc["sharing"] = _sharing(agg.tables[native.LINES], xfer, vcpus, opts.top)
 
 
-def _sharing(shared: np.ndarray, xfer: TransferPass, vcpus: list[int], top: int) -> dict[str, Any]:
-    """The vCPU x vCPU transfer matrix and the lines more than one vCPU accessed, most transfers first."""
-    matrix, per_line = xfer.result()
+def _sharing(table: np.ndarray, xfer: Transfers, vcpus: list[int], top: int) -> dict[str, Any]:
+    """The vCPU x vCPU transfer matrix and the lines more than one vCPU loaded or stored (by the sharing
+    analysis), most transfers first, with their loads, stores, readers and writers from the report's line
+    table (the same 64-byte lines of virtual addresses)."""
+    matrix = xfer.matrix()
+    shared = xfer.lines()
+    at = np.searchsorted(table[:, 0], shared[:, 0] >> np.uint64(native.LINE_SHIFT))
     rows = []
-    for r in shared.tolist():
-        rows.append({"address": r[0] << 6, "loads": r[2], "stores": r[3], "readers": sections.members(r[4]),
-                     "writers": sections.members(r[5]), "transfers": per_line.get(r[0], 0)})
+    for (address, transfers), r in zip(shared.tolist(), table[at].tolist(), strict=True):
+        rows.append({"address": address, "loads": r[2], "stores": r[3], "readers": sections.members(r[4]),
+                     "writers": sections.members(r[5]), "transfers": transfers})
     rows.sort(key=lambda r: (-r["transfers"], -len(set(r["readers"]) | set(r["writers"])), r["address"]))
-    return {"rule": "mtrace", "implementation": "memtap.report.transfers", "vcpus": vcpus,
+    return {"rule": "mtrace", "implementation": "memtap.analysis.sharing", "vcpus": vcpus,
             "matrix": [[int(matrix[a, b]) for b in vcpus] for a in vcpus],
             "transfers": int(matrix.sum()), "shared_lines": len(rows), "lines": rows[:top]}

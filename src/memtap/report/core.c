@@ -12,8 +12,6 @@
  *
  * time_shift grows so that the trace's positions span at most max_bins bins; addr_shift grows while the heat
  * table holds more than heat_cap cells. Both only merge whole cells, so every count stays exact.
- *
- * The transfer counter applies mtrace's rule to a line's accesses in global order (see rp_xfer_feed).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -291,101 +289,4 @@ EXPORT void rp_export(const struct rp *r, int id, uint64_t *out)
         memcpy(out + t->kw, s + 2, t->vw * sizeof(uint64_t));
         out += t->kw + t->vw;
     }
-}
-
-/*
- * Line transfers between vCPUs (mtrace's rule), fed the accesses of the lines of interest in global order.
- * Per line: the vCPUs holding it since its last write (the writer included), its last writer, and its two most
- * recent distinct accessors. A load by c is a transfer from the last writer w when w != c and c has not
- * accessed the line since that write; a store by c is a transfer from the most recent other accessor when
- * another vCPU has accessed the line since its last write.
- */
-#define XF_VCPUS 64
-
-struct rx {
-    struct tab lines;   /* line -> holders, writer + 1, recent[0] + 1, recent[1] + 1, transfers */
-    uint64_t matrix[XF_VCPUS * XF_VCPUS];   /* [from * 64 + to] */
-};
-
-EXPORT struct rx *rp_xfer_new(void)
-{
-    struct rx *x = calloc(1, sizeof(*x));
-    if (x && tab_init(&x->lines, 1, 5, 1024)) {
-        free(x);
-        return NULL;
-    }
-    return x;
-}
-
-EXPORT void rp_xfer_free(struct rx *x)
-{
-    if (x) {
-        tab_free(&x->lines);
-        free(x);
-    }
-}
-
-static void note_accessor(uint64_t *s, uint64_t c)
-{
-    if (s[2] != c + 1) {
-        s[3] = s[2];
-        s[2] = c + 1;
-    }
-}
-
-/* Apply n accesses (line, vcpu < 64, store or not) in global order; 0, or -1 when out of memory. */
-EXPORT int rp_xfer_feed(struct rx *x, const uint64_t *line, const uint16_t *vcpu, const uint8_t *store, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint64_t *s = tab_get(&x->lines, line[i], 0);
-        if (!s)
-            return -1;
-        uint64_t c = vcpu[i] < XF_VCPUS ? vcpu[i] : XF_VCPUS - 1, bit = 1ull << c;
-        if (store[i]) {
-            if (s[0] & ~bit) {
-                uint64_t from = (s[2] == c + 1 ? s[3] : s[2]) - 1;
-                x->matrix[from * XF_VCPUS + c]++;
-                s[4]++;
-            }
-            s[0] = bit;
-            s[1] = c + 1;
-            s[2] = c + 1;
-            s[3] = 0;
-        } else {
-            if (s[1] && s[1] != c + 1 && !(s[0] & bit)) {
-                x->matrix[(s[1] - 1) * XF_VCPUS + c]++;
-                s[4]++;
-            }
-            s[0] |= bit;
-            note_accessor(s, c);
-        }
-    }
-    return 0;
-}
-
-/* The 64 x 64 matrix of transfers, [from][to]. */
-EXPORT void rp_xfer_matrix(const struct rx *x, uint64_t *out)
-{
-    memcpy(out, x->matrix, sizeof(x->matrix));
-}
-
-/* Lines the counter has seen (an upper bound of rp_xfer_lines' rows). */
-EXPORT size_t rp_xfer_size(const struct rx *x)
-{
-    return x->lines.n;
-}
-
-/* Lines with at least one transfer: rows of (line, transfers); returns how many were written (at most cap). */
-EXPORT size_t rp_xfer_lines(const struct rx *x, uint64_t *out, size_t cap)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < x->lines.cap && k < cap; i++) {
-        const uint64_t *s = &x->lines.slots[i * x->lines.sw];
-        if (!s[1] || !s[2 + 4])
-            continue;
-        out[2 * k] = s[0];
-        out[2 * k + 1] = s[2 + 4];
-        k++;
-    }
-    return k;
 }

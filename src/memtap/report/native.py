@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import ctypes
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 
+from memtap._native import Library
 from memtap.errors import MemtapError
-
-LIBRARY = Path(__file__).with_name("libreport.so")
 
 # Table ids of core.c and the columns of their exported rows (keys first).
 PAGES, LINES, PCS, HEAT, TIME, VCPUS = TABLE_IDS = range(6)
@@ -23,7 +21,7 @@ TABLE_COLUMNS = {
     TIME: ("time_bin", *(f"kind{k}" for k in range(KINDS))),
     VCPUS: ("vcpu_priv", *(f"kind{k}" for k in range(KINDS)), "icount_max_plus_1", "icount_min_inverted"),
 }
-XFER_VCPUS = 64   # the transfer counter's vCPU masks are 64 bits wide
+LINE_SHIFT = 6    # the LINES table's unit: 64-byte lines
 
 
 class Columns(ctypes.Structure):
@@ -37,32 +35,18 @@ COLUMN_TYPES = {"pos": np.uint64, "icount": np.uint64, "vaddr": np.uint64, "pc":
                 "kind": np.uint8, "size": np.uint8, "priv": np.uint8, "flags": np.uint8}
 
 
-@cache
-def lib() -> ctypes.CDLL:
-    """The loaded core; a MemtapError when it was not built."""
-    try:
-        so = ctypes.CDLL(str(LIBRARY))
-    except OSError as exc:
-        raise MemtapError(f"the report core is not built ({exc}); reinstall memtap") from None
-    p, u64, size = ctypes.c_void_p, ctypes.c_uint64, ctypes.c_size_t
-    sigs = {
-        "rp_new": (p, [u64, u64]),
-        "rp_free": (None, [p]),
-        "rp_feed": (ctypes.c_int, [p, ctypes.POINTER(Columns), size]),
-        "rp_state": (None, [p, p]),
-        "rp_rows": (size, [p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]),
-        "rp_export": (None, [p, ctypes.c_int, p]),
-        "rp_xfer_new": (p, []),
-        "rp_xfer_free": (None, [p]),
-        "rp_xfer_feed": (ctypes.c_int, [p, p, p, p, size]),
-        "rp_xfer_matrix": (None, [p, p]),
-        "rp_xfer_lines": (size, [p, p, size]),
-        "rp_xfer_size": (size, [p]),
-    }
-    for name, (res, args) in sigs.items():
-        fn = getattr(so, name)
-        fn.restype, fn.argtypes = res, args
-    return so
+_P, _U64, _SZ = ctypes.c_void_p, ctypes.c_uint64, ctypes.c_size_t
+SIGNATURES = {
+    "rp_new": (_P, [_U64, _U64]),
+    "rp_free": (None, [_P]),
+    "rp_feed": (ctypes.c_int, [_P, ctypes.POINTER(Columns), _SZ]),
+    "rp_state": (None, [_P, _P]),
+    "rp_rows": (_SZ, [_P, ctypes.c_int, ctypes.POINTER(ctypes.c_int)]),
+    "rp_export": (None, [_P, ctypes.c_int, _P]),
+}
+
+# The loaded core (lib()); a MemtapError when it was not built.
+lib = Library(Path(__file__).with_name("libreport.so"), "the report core", SIGNATURES)
 
 
 class Aggregator:
@@ -102,43 +86,6 @@ class Aggregator:
         if self._rp:
             self._lib.rp_free(self._rp)
             self._rp = None
-
-    def __del__(self) -> None:
-        self.close()
-
-
-class TransferCounter:
-    """Line transfers between vCPUs under mtrace's rule (core.c, rp_xfer_feed), fed accesses in global order."""
-
-    def __init__(self) -> None:
-        self._lib = lib()
-        self._x = self._lib.rp_xfer_new()
-        if not self._x:
-            raise MemtapError("report: out of memory")
-
-    def feed(self, line: np.ndarray, vcpu: np.ndarray, store: np.ndarray) -> None:
-        line = np.ascontiguousarray(line, np.uint64)
-        vcpu = np.ascontiguousarray(vcpu, np.uint16)
-        store = np.ascontiguousarray(store, np.uint8)
-        if self._lib.rp_xfer_feed(self._x, line.ctypes.data, vcpu.ctypes.data, store.ctypes.data, len(line)):
-            raise MemtapError("report: out of memory while counting line transfers")
-
-    def matrix(self) -> np.ndarray:
-        out = np.zeros((XFER_VCPUS, XFER_VCPUS), np.uint64)
-        self._lib.rp_xfer_matrix(self._x, out.ctypes.data)
-        return out
-
-    def lines(self) -> np.ndarray:
-        """(line, transfers) rows of the lines with transfers, sorted by line."""
-        cap = self._lib.rp_xfer_size(self._x)
-        out = np.zeros((cap, 2), np.uint64)
-        n = self._lib.rp_xfer_lines(self._x, out.ctypes.data, cap)
-        return out[np.argsort(out[:n, 0])]
-
-    def close(self) -> None:
-        if self._x:
-            self._lib.rp_xfer_free(self._x)
-            self._x = None
 
     def __del__(self) -> None:
         self.close()

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from memtap.errors import MemtapError
+from memtap._native import Library
 from memtap.trace import layout
-
-LIBRARY = Path(__file__).with_name("libcachesim.so")
 
 REPL_CODES = {"lru": 0, "fifo": 1, "random": 2, "plru": 3}
 SIDE_CODES = {"unified": 0, "instruction": 1, "data": 2}
@@ -59,37 +57,28 @@ class Columns(ctypes.Structure):
     _fields_ = [(name, Column) for name in COLUMNS]
 
 
-@cache
-def lib() -> ctypes.CDLL:
-    """The loaded core; a MemtapError when it was not built (or when layout.RECORD changed a field it reads)."""
-    if any(layout.RECORD.fields[k][0] != dt for k, dt in COLUMNS.items()):
-        raise MemtapError("the cache simulator core does not match memtap.layout.RECORD; rebuild memtap")
-    try:
-        so = ctypes.CDLL(str(LIBRARY))
-    except OSError as exc:
-        raise MemtapError(f"the cache simulator core is not built ({exc}); reinstall memtap") from None
-    p, u64p = ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64)
-    sigs = {
-        "ms_new": (p, [ctypes.POINTER(LevelCfg), ctypes.c_int, ctypes.POINTER(Options)]),
-        "ms_free": (None, [p]),
-        "ms_ensure_vcpus": (ctypes.c_int, [p, ctypes.c_int]),
-        "ms_run_columns": (ctypes.c_size_t, [p, p, ctypes.c_size_t, ctypes.c_size_t, p, ctypes.c_int]),
-        "ms_run_inputs": (ctypes.c_size_t, [p, p, ctypes.c_size_t]),
-        "ms_counters": (u64p, [p, ctypes.c_int, ctypes.c_int]),
-        "ms_op_counts": (u64p, [p, ctypes.c_int]),
-        "ms_map_size": (ctypes.c_size_t, [p, ctypes.c_int, ctypes.c_int]),
-        "ms_map_export": (ctypes.c_size_t, [p, ctypes.c_int, ctypes.c_int, p, ctypes.c_size_t]),
-        "ms_probe": (ctypes.c_int, [p, ctypes.c_int, ctypes.c_int, ctypes.c_uint64]),
-        "ms_log_enable": (None, [p, ctypes.c_int]),
-        "ms_log_size": (ctypes.c_size_t, [p]),
-        "ms_log_take": (ctypes.c_size_t, [p, p, ctypes.c_size_t]),
-        "ms_op_names": (ctypes.c_char_p, []),
-        "ms_counter_names": (ctypes.c_char_p, []),
-    }
-    for name, (res, args) in sigs.items():
-        fn = getattr(so, name)
-        fn.restype, fn.argtypes = res, args
-    return so
+_P, _U64P = ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64)
+SIGNATURES = {
+    "ms_new": (_P, [ctypes.POINTER(LevelCfg), ctypes.c_int, ctypes.POINTER(Options)]),
+    "ms_free": (None, [_P]),
+    "ms_ensure_vcpus": (ctypes.c_int, [_P, ctypes.c_int]),
+    "ms_run_columns": (ctypes.c_size_t, [_P, _P, ctypes.c_size_t, ctypes.c_size_t, _P, ctypes.c_int]),
+    "ms_run_inputs": (ctypes.c_size_t, [_P, _P, ctypes.c_size_t]),
+    "ms_counters": (_U64P, [_P, ctypes.c_int, ctypes.c_int]),
+    "ms_op_counts": (_U64P, [_P, ctypes.c_int]),
+    "ms_map_size": (ctypes.c_size_t, [_P, ctypes.c_int, ctypes.c_int]),
+    "ms_map_export": (ctypes.c_size_t, [_P, ctypes.c_int, ctypes.c_int, _P, ctypes.c_size_t]),
+    "ms_probe": (ctypes.c_int, [_P, ctypes.c_int, ctypes.c_int, ctypes.c_uint64]),
+    "ms_log_enable": (None, [_P, ctypes.c_int]),
+    "ms_log_size": (ctypes.c_size_t, [_P]),
+    "ms_log_take": (ctypes.c_size_t, [_P, _P, ctypes.c_size_t]),
+    "ms_op_names": (ctypes.c_char_p, []),
+    "ms_counter_names": (ctypes.c_char_p, []),
+}
+
+# The loaded core (lib()); a MemtapError when it was not built. It reads records as columns (feed() converts any
+# column to COLUMNS' dtype), so no record layout is checked.
+lib = Library(Path(__file__).with_name("libcachesim.so"), "the cache simulator core", SIGNATURES)
 
 
 @cache

@@ -19,6 +19,7 @@ from memtap.analysis.sharing.passes import (
     PROCESS_COLUMN,
     THREAD_COLUMN,
     Passes,
+    Transfers,
     has_column,
     has_physical,
     movement_flags,
@@ -40,7 +41,7 @@ from memtap.errors import UserError
 from memtap.trace.reader import Trace
 
 __all__ = ["analyze", "build_report", "format_movement", "format_text", "movement_flags", "movement_report",
-           "run_passes", "Passes"]
+           "run_passes", "Passes", "Transfers"]
 
 
 def choose_address(trace: Trace, address: str) -> bool:

@@ -19,7 +19,10 @@ struct line {
     uint32_t detail;       /* index + 1 of its struct sh_detail; 0: none (one vCPU and one sharer so far) */
     uint16_t first_vcpu;
     uint8_t flags;         /* SH_MULTI_*, SH_WRITTEN */
+    uint8_t writer;        /* vCPU + 1 of the last store; 0: none yet */
+    uint8_t recent[2];     /* vCPU + 1 of the last two distinct accessors since the last store (0: none) */
 };
+_Static_assert(sizeof(struct line) == 32, "a line entry is 32 bytes");
 
 struct runs {
     uint64_t *small;       /* SH_RUN_SMALL counters */
@@ -49,6 +52,7 @@ struct sh {
     uint16_t run_vcpu;     /* the global run (runs[0]) */
     uint64_t run_len;
     uint64_t c[SH_NCOUNTERS];
+    uint64_t matrix[SH_MAX_VCPUS * SH_MAX_VCPUS]; /* transfers [from * SH_MAX_VCPUS + to] */
 };
 
 static const char COUNTER_NAMES[] =
@@ -296,7 +300,10 @@ static inline uint64_t last_byte(uint64_t addr, uint8_t size)
     return end < addr ? UINT64_MAX : end;
 }
 
-/* mtrace's rule on one line piece; sets *transfer and *moved. -1 when out of memory. */
+/* mtrace's rule on one line piece (docs/sharing.md, "Transfers"); sets *transfer and *moved, and counts the
+ * transfer in the matrix from the vCPU the line comes from: for a load the last writer; for a store the most
+ * recent other accessor, found among the accessors since the last store (another vCPU holds the line only by
+ * having accessed it since then). -1 when out of memory. */
 static int touch(struct sh *s, uint64_t ln, uint16_t v, uint32_t who, int store, int *transfer, int *moved)
 {
     int fresh;
@@ -322,23 +329,35 @@ static int touch(struct sh *s, uint64_t ln, uint16_t v, uint32_t who, int store,
         }
     }
     uint64_t bit = 1ull << v;
+    uint8_t me = (uint8_t)(v + 1), from = 0; /* vCPU + 1 the line comes from; 0: no transfer */
     if (store) {
-        int others = (e->holders & ~bit) != 0;
-        *transfer = others;
-        *moved = others || !(e->flags & SH_WRITTEN);
+        if (e->holders & ~bit)
+            from = e->recent[0] != me ? e->recent[0] : e->recent[1];
+        *moved = from || !(e->flags & SH_WRITTEN);
         e->holders = bit;
+        e->writer = e->recent[0] = me;
+        e->recent[1] = 0;
         if (!(e->flags & SH_WRITTEN)) {
             e->flags |= SH_WRITTEN;
             if (e->detail)
                 s->details[e->detail - 1].flags = e->flags;
         }
     } else {
-        *transfer = *moved = (e->flags & SH_WRITTEN) && !(e->holders & bit);
+        if ((e->flags & SH_WRITTEN) && !(e->holders & bit))
+            from = e->writer;
+        *moved = from != 0;
         e->holders |= bit;
+        if (e->recent[0] != me) {
+            e->recent[1] = e->recent[0];
+            e->recent[0] = me;
+        }
     }
+    *transfer = from != 0;
     /* A transfer needs another vCPU's copy or store, so the line has its detail. */
-    if (*transfer)
+    if (from) {
         s->details[e->detail - 1].transfers++;
+        s->matrix[(from - 1) * SH_MAX_VCPUS + v]++;
+    }
     return 0;
 }
 
@@ -527,6 +546,11 @@ EXPORT void sh_free(struct sh *s)
 EXPORT const uint64_t *sh_counters(const struct sh *s)
 {
     return s->c;
+}
+
+EXPORT const uint64_t *sh_matrix(const struct sh *s)
+{
+    return s->matrix;
 }
 
 EXPORT const char *sh_counter_names(void)

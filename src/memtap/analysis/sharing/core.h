@@ -1,7 +1,8 @@
 /* memtap cache-line sharing analysis: the native core, called from Python through ctypes (native.py).
  *
  * Two passes over the same data accesses in global (pos) order. Pass 1 keeps a small entry per line (who
- * touched it first, which vCPUs hold it) and applies mtrace's rule of line movement between cores; it gives
+ * touched it first, which vCPUs hold it, who wrote and accessed it last) and applies mtrace's rule of line
+ * movement between cores, counting each transfer by the vCPUs it went from and to; it gives
  * every line that more than one vCPU or sharer touches a detail entry. Pass 2 collects, for those lines only
  * (looked up in an index of their own, so the records of other lines cost a miss in a small table),
  * per-offset rows (who read or wrote which bytes, from which pc) and the runs of one vCPU between switches.
@@ -86,6 +87,8 @@ int sh_pass2(struct sh *s, size_t n, const uint16_t *vcpu, const uint8_t *kind, 
 int sh_close_runs(struct sh *s);
 
 const uint64_t *sh_counters(const struct sh *s);
+/* Transfers by the vCPU the line came from and the vCPU it went to: [from * SH_MAX_VCPUS + to] (pass 1). */
+const uint64_t *sh_matrix(const struct sh *s);
 const char *sh_counter_names(void);
 /* Lines seen, lines with more than one vCPU, lines with more than one sharer. */
 void sh_line_counts(const struct sh *s, uint64_t out[3]);

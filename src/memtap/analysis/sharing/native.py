@@ -7,14 +7,13 @@ names come from the library itself, so Python and C cannot disagree on them.
 from __future__ import annotations
 
 import ctypes
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 
+from memtap._native import Library, ptr
 from memtap.errors import MemtapError, UserError
 
-LIBRARY = Path(__file__).with_name("libsharing.so")
 MAX_VCPUS = 64  # SH_MAX_VCPUS
 RUN_SMALL = 65536  # SH_RUN_SMALL
 
@@ -28,40 +27,26 @@ ROW = np.dtype({"names": ["pc", "count", "detail", "sharer", "vcpu", "offset", "
 MULTI_VCPU, MULTI_SHARER, WRITTEN = 0x01, 0x02, 0x04
 
 _P = ctypes.c_void_p
+_U64P = ctypes.POINTER(ctypes.c_uint64)
+SIGNATURES = {
+    "sh_new": (_P, [ctypes.c_uint]),
+    "sh_free": (None, [_P]),
+    "sh_pass1": (ctypes.c_int, [_P, ctypes.c_size_t, _P, _P, _P, _P, _P, _P, ctypes.c_int, _P,
+                                ctypes.POINTER(ctypes.c_uint32)]),
+    "sh_pass2": (ctypes.c_int, [_P, ctypes.c_size_t, _P, _P, _P, _P, _P, _P, _P, _P, ctypes.c_int]),
+    "sh_close_runs": (ctypes.c_int, [_P]),
+    "sh_counters": (_U64P, [_P]),
+    "sh_counter_names": (ctypes.c_char_p, []),
+    "sh_matrix": (_U64P, [_P]),
+    "sh_line_counts": (None, [_P, _U64P]),
+    "sh_details": (ctypes.c_size_t, [_P, ctypes.POINTER(_P)]),
+    "sh_sharers": (ctypes.c_size_t, [_P, ctypes.POINTER(_P)]),
+    "sh_rows": (ctypes.c_size_t, [_P, _P, ctypes.c_size_t]),
+    "sh_runs": (None, [_P, ctypes.c_int, ctypes.POINTER(_P), ctypes.POINTER(_P), ctypes.POINTER(ctypes.c_size_t)]),
+}
 
-
-@cache
-def lib() -> ctypes.CDLL:
-    """The loaded core; a MemtapError when it was not built."""
-    try:
-        so = ctypes.CDLL(str(LIBRARY))
-    except OSError as exc:
-        raise MemtapError(f"the sharing analysis core is not built ({exc}); reinstall memtap") from None
-    u64p = ctypes.POINTER(ctypes.c_uint64)
-    sigs = {
-        "sh_new": (_P, [ctypes.c_uint]),
-        "sh_free": (None, [_P]),
-        "sh_pass1": (ctypes.c_int, [_P, ctypes.c_size_t, _P, _P, _P, _P, _P, _P, ctypes.c_int, _P,
-                                    ctypes.POINTER(ctypes.c_uint32)]),
-        "sh_pass2": (ctypes.c_int, [_P, ctypes.c_size_t, _P, _P, _P, _P, _P, _P, _P, _P, ctypes.c_int]),
-        "sh_close_runs": (ctypes.c_int, [_P]),
-        "sh_counters": (u64p, [_P]),
-        "sh_counter_names": (ctypes.c_char_p, []),
-        "sh_line_counts": (None, [_P, u64p]),
-        "sh_details": (ctypes.c_size_t, [_P, ctypes.POINTER(_P)]),
-        "sh_sharers": (ctypes.c_size_t, [_P, ctypes.POINTER(_P)]),
-        "sh_rows": (ctypes.c_size_t, [_P, _P, ctypes.c_size_t]),
-        "sh_runs": (None, [_P, ctypes.c_int, ctypes.POINTER(_P), ctypes.POINTER(_P),
-                           ctypes.POINTER(ctypes.c_size_t)]),
-    }
-    for name, (res, args) in sigs.items():
-        fn = getattr(so, name)
-        fn.restype, fn.argtypes = res, args
-    return so
-
-
-def _ptr(a: np.ndarray | None) -> int | None:
-    return None if a is None else a.ctypes.data
+# The loaded core (lib()); a MemtapError when it was not built.
+lib = Library(Path(__file__).with_name("libsharing.so"), "the sharing analysis core", SIGNATURES)
 
 
 def _column(cols: dict[str, np.ndarray], name: str, dtype: str) -> np.ndarray:
@@ -96,7 +81,7 @@ class Core:
                   None if sharer is None else _column(cols, sharer, "<u8"))
         out = np.zeros(n, np.uint8) if moved else None
         bad = ctypes.c_uint32(0)
-        rc = lib().sh_pass1(self._s, n, *(_ptr(a) for a in arrays), int(use_paddr), _ptr(out), ctypes.byref(bad))
+        rc = lib().sh_pass1(self._s, n, *(ptr(a) for a in arrays), int(use_paddr), ptr(out), ctypes.byref(bad))
         self._check(rc, bad.value)
         return None if out is None else out.astype(bool)
 
@@ -108,7 +93,7 @@ class Core:
                   _column(cols, "size", "u1"), _column(cols, "flags", "u1"),
                   None if sharer is None else _column(cols, sharer, "<u8"),
                   _column(cols, "pc", "<u8") if "pc" in cols else None)
-        self._check(lib().sh_pass2(self._s, n, *(_ptr(a) for a in arrays), int(use_paddr)))
+        self._check(lib().sh_pass2(self._s, n, *(ptr(a) for a in arrays), int(use_paddr)))
 
     def close(self) -> None:
         self._check(lib().sh_close_runs(self._s))
@@ -117,6 +102,11 @@ class Core:
         names = lib().sh_counter_names().decode().split(",")
         values = lib().sh_counters(self._s)
         return {name: int(values[i]) for i, name in enumerate(names)}
+
+    def matrix(self) -> np.ndarray:
+        """Transfers [from vCPU][to vCPU], MAX_VCPUS x MAX_VCPUS (pass 1)."""
+        values = lib().sh_matrix(self._s)
+        return np.ctypeslib.as_array(values, (MAX_VCPUS, MAX_VCPUS)).copy()
 
     def line_counts(self) -> tuple[int, int, int]:
         """(lines, lines with more than one vCPU, lines with more than one sharer)."""
@@ -139,7 +129,7 @@ class Core:
     def rows(self) -> np.ndarray:
         n = lib().sh_rows(self._s, None, 0)
         out = np.zeros(n, ROW)
-        lib().sh_rows(self._s, _ptr(out), n)
+        lib().sh_rows(self._s, ptr(out), n)
         return out
 
     def runs(self, which: int) -> np.ndarray:

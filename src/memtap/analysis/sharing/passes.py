@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from memtap.analysis.sharing.groups import DistinctLines
-from memtap.analysis.sharing.native import Core
+from memtap.analysis.sharing.native import MULTI_VCPU, Core
 from memtap.errors import UserError
 from memtap.trace import layout as L
 from memtap.trace.reader import Trace
@@ -80,6 +80,33 @@ def run_passes(source: Source, line_size: int = 64, physical: bool = False, thre
     return Passes(line_size, physical, threads, core.counters(), lines, multi_vcpu, multi_sharer, core.details(),
                   core.rows(), core.sharers(), core.runs(0), core.runs(1),
                   None if distinct is None else distinct.table())
+
+
+class Transfers:
+    """Pass 1 alone, streamed: line transfers between vCPUs by mtrace's rule, for a caller that reads the trace
+    in pos order anyway (`memtap report`, beside its cache simulation). Fed batches of records in pos order
+    (kinds other than loads and stores are skipped), it gives the vCPU x vCPU matrix and the lines more than
+    one vCPU loaded or stored with their transfers; the per-offset detail of pass 2 is not collected."""
+
+    def __init__(self, line_size: int = 64, physical: bool = False) -> None:
+        self.shift = line_shift(line_size)
+        self.physical = physical
+        self._core = Core(self.shift)
+
+    def feed(self, cols: dict[str, np.ndarray] | np.ndarray) -> None:
+        """One batch: columns (or RECORD arrays) with vcpu, kind, size, flags and the key address."""
+        self._core.pass1(cols, "paddr" if self.physical else "vaddr", None, self.physical)
+
+    def matrix(self) -> np.ndarray:
+        """Transfers [from vCPU][to vCPU], MAX_VCPUS x MAX_VCPUS."""
+        return self._core.matrix()
+
+    def lines(self) -> np.ndarray:
+        """(line address, transfers) of every line more than one vCPU loaded or stored, by address."""
+        d = self._core.details()
+        d = d[(d["flags"] & MULTI_VCPU) != 0]
+        out = np.stack([d["line"] << np.uint64(self.shift), d["transfers"]], axis=1).reshape(-1, 2)
+        return out[np.argsort(out[:, 0], kind="stable")]
 
 
 def analysed(cols: dict[str, np.ndarray], physical: bool) -> np.ndarray:

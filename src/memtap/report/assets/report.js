@@ -366,9 +366,10 @@ function sharingSection() {
   const s = section("sharing", "Sharing between vCPUs");
   if (unavailable(s, "sharing") || !DOC.sharing) return;
   const sh = DOC.sharing;
-  s.append(el("p", {class: "how"}, "Line transfers between vCPUs by mtrace's rule: a load is a transfer from the line's " +
-    "last writer when another vCPU wrote it since this vCPU last accessed it; a store is a transfer from the most recent " +
-    "other accessor when another vCPU accessed the line since its last write. " + num(sh.transfers) + " transfers on " +
+  s.append(el("p", {class: "how"}, "Line transfers between vCPUs by mtrace's rule, as memtap sharing counts them (64-byte " +
+    "lines of virtual addresses; MMIO skipped): a load is a transfer from the line's last writer when the line has been " +
+    "written and this vCPU holds no copy; a store is a transfer from the most recent other vCPU to access the line when " +
+    "another vCPU holds a copy, and leaves the storing vCPU the only holder. " + num(sh.transfers) + " transfers on " +
     num(sh.shared_lines) + " lines accessed by more than one vCPU."));
   const labels = sh.vcpus.map(v => "vCPU " + v);
   const div = plot(s, "plot-sharing", [{type: "heatmap", x: labels, y: labels, z: sh.matrix, colorscale: [[0, "#f4f7fb"], [1, "#2b5d8f"]],
