@@ -326,8 +326,9 @@ def test_writer_encodings_read_back_by_pyarrow_and_duckdb(tmp_path: Path, monkey
     md = pq.ParquetFile(out).metadata
     assert md.num_row_groups == 4 and md.metadata[b"k"] == b"v"
     first = md.row_group(0)
+    assert [md.row_group(g).num_rows for g in range(4)] == [7502, 7503, 7503, 7503]   # equal parts of <= 10,000
     for name in ("pos", "vaddr", "pc"):
-        values = [v for v in expected.column(name).to_pylist()[:10_000] if v is not None]
+        values = [v for v in expected.column(name).to_pylist()[: first.num_rows] if v is not None]
         st = first.column(COLUMNS.index(name)).statistics
         assert (st.min, st.max) == (min(values), max(values)), name
     duck = duckdb.sql(f"select * from read_parquet('{out}')").to_arrow_table()
@@ -380,3 +381,16 @@ def test_io_atomic_exclusive_are_loads_and_stores_alone(tmp_path: Path) -> None:
     got = pq.read_table(out).to_pydict()
     assert (got["io"], got["atomic"], got["exclusive"]) == (
         [False, False, True, False], [True, False, False, False], [True, False, False, False])
+
+
+def test_row_groups_gather_small_batches_and_cut_large_ones() -> None:
+    from memtap.export.parquet import row_groups
+
+    sizes, start, batches = [1, 1, 5, 9, 1], 0, []
+    for n in sizes:
+        batches.append({"pos": np.arange(start, start + n, dtype=np.uint64)})
+        start += n
+    groups = list(row_groups(batches, 4))
+    assert [len(g["pos"]) for g in groups] == [2, 2, 3, 3, 3, 3, 1]
+    assert np.concatenate([g["pos"] for g in groups]).tolist() == list(range(17))
+    assert groups[3]["pos"].base is not None   # a part of a large batch is a view of it, not a copy

@@ -8,8 +8,9 @@ Layout choices, measured on the bench suite's traces (bench/export_bench.py, ben
 - ``vaddr``, ``paddr``, ``value``, ``value_hi`` BYTE_STREAM_SPLIT (their high bytes repeat, which zstd then
   removes; plain or delta encoding made files 2x to 10x larger);
 - zstd level 1 (negative levels saved little time and cost up to 50% in size); data pages of about 1 MiB of
-  values; row groups of ``ROW_GROUP_ROWS`` rows, each with min/max statistics of pos, icount, vcpu, vaddr, paddr
-  and pc, so engines skip row groups that a filter on those cannot match;
+  values; row groups of at most ``ROW_GROUP_ROWS`` rows (and at least half that, but for the last: the reader's
+  batches pass as they are, without a copy), each with min/max statistics of pos, icount, vcpu, vaddr, paddr and
+  pc, so engines skip row groups that a filter on those cannot match;
 - the trace's metadata (file header JSON, INFO, END) and the selection exported in the key-value metadata.
 """
 
@@ -46,21 +47,30 @@ def file_metadata(trace: Trace, selection: dict[str, Any]) -> dict[str, str]:
 
 
 def row_groups(batches: Iterable[dict[str, np.ndarray]], rows: int) -> Iterator[dict[str, np.ndarray]]:
-    """Column batches regrouped into batches of exactly ``rows`` rows (the last one shorter); holds at most one
-    row group plus a batch."""
+    """Column batches as row groups of at most ``rows`` rows and, but for the last, at least half that: a batch of
+    that size is a row group as it is (the reader's batches usually are: no copy), a larger one is cut into equal
+    parts, smaller ones are gathered. Holds at most one row group."""
     pending: list[dict[str, np.ndarray]] = []
     held = 0
+
+    def cut(cols: dict[str, np.ndarray], n: int) -> Iterator[dict[str, np.ndarray]]:
+        parts = -(-n // rows)
+        for k in range(parts):
+            lo, hi = n * k // parts, n * (k + 1) // parts
+            yield {name: a[lo:hi] for name, a in cols.items()}
+
     for cols in batches:
+        n = len(next(iter(cols.values())))
+        if not pending and n >= rows // 2:
+            yield from cut(cols, n)
+            continue
         pending.append(cols)
-        held += len(next(iter(cols.values())))
-        while held >= rows:
-            whole = {n: np.concatenate([p[n] for p in pending]) if len(pending) > 1 else pending[0][n]
-                     for n in pending[0]}
-            yield {n: a[:rows] for n, a in whole.items()}
-            held -= rows
-            pending = [{n: a[rows:] for n, a in whole.items()}] if held else []
-    if held:
-        yield {n: np.concatenate([p[n] for p in pending]) for n in pending[0]}
+        held += n
+        if held >= rows // 2:
+            yield from cut({name: np.concatenate([p[name] for p in pending]) for name in pending[0]}, held)
+            pending, held = [], 0
+    if pending:
+        yield from cut({name: np.concatenate([p[name] for p in pending]) for name in pending[0]}, held)
 
 
 def write_rows(w: ParquetFileWriter, trace: Trace, selection: dict[str, Any], row_group_rows: int) -> int:
@@ -76,8 +86,8 @@ def writer_sources(w: ParquetFileWriter, trace: Trace) -> list[str]:
 
 def export_parquet(trace: Trace, out: str | os.PathLike[str], *, row_group_size: int = ROW_GROUP_ROWS,
                    columns: Sequence[str] | None = None, **selection: Any) -> int:
-    """Write the selected records to one Parquet file (columns as ``to_arrow``); returns the row count. The file
-    appears under its name only when complete."""
+    """Write the selected records to one Parquet file (columns as ``to_arrow``), in row groups of at most
+    ``row_group_size`` rows; returns the row count. The file appears under its name only when complete."""
     if str(out) == "-":
         raise UserError("parquet cannot be written to stdout; give a file name with -o")
     if row_group_size < 1:
