@@ -46,7 +46,7 @@ NATIVE = [
     native_core("memtap.analysis.cachesim.libcachesim", "src/memtap/analysis/cachesim"),
     native_core("memtap.analysis.sharing.libsharing", "src/memtap/analysis/sharing"),
     native_core("memtap.report.libreport", "src/memtap/report"),
-    native_core("memtap.export.libexport", "src/memtap/export"),
+    native_core("memtap.export.libexport", "src/memtap/export", ("zstd", "pthread")),   # parquet.c: zstd
 ]
 
 if __name__ == "__main__":

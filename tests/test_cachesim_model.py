@@ -271,3 +271,26 @@ def test_impossible_geometries_name_the_field(levels, field):
     with pytest.raises(UserError) as exc:
         validate(Config(levels=tuple(levels)))
     assert str(exc.value).startswith(field)
+
+
+def test_columns_equal_records_and_absent_columns_read_as_zero():
+    rec = _records([(layout.KIND_LOAD, 0x2000, 8, 0, 0, 0), (layout.KIND_STORE, 0x2040, 4, 0, 0, 0),
+                    (layout.KIND_LOAD, 0x2000, 8, 0, 0, 0), (layout.KIND_FETCH, 0x9000, 4, 0, 0, 0)])
+    cfg = Config(levels=(Level("L1", 1024, ways=4),))
+    with Simulator(cfg) as s:
+        s.feed(rec)
+        from_records = s.result().to_dict()
+    with Simulator(cfg) as s:
+        # Contiguous columns of other integer types are converted; vcpu, paddr and value are absent (zeros).
+        s.feed({"kind": rec["kind"].astype(np.int64), "vaddr": rec["vaddr"].copy(), "size": rec["size"].copy(),
+                "flags": rec["flags"].copy(), "pc": rec["pc"].copy()})
+        from_columns = s.result().to_dict()
+    assert from_columns == from_records
+    assert from_records["levels"][0]["total"]["misses"] == 3 and from_records["levels"][0]["total"]["hits"] == 1
+    assert Simulator(cfg).input_columns() == ["kind", "vcpu", "size", "flags", "vaddr", "pc", "value"]
+    assert Simulator(Config(levels=cfg.levels, address="physical", track=False)).input_columns() == [
+        "kind", "vcpu", "size", "flags", "vaddr", "paddr", "value"]
+    with pytest.raises(UserError, match="columns of different lengths"):
+        Simulator(cfg).feed({"kind": rec["kind"], "vaddr": rec["vaddr"][:2]})
+    with pytest.raises(UserError, match="expected layout.RECORD records or a dict of record columns"):
+        Simulator(cfg).feed(np.zeros(3, np.uint64))

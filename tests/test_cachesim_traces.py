@@ -64,7 +64,7 @@ def test_counts_equal_pycachesim(traces, arch, program, events, policy):
     path = traces(arch, program, events)
     cfg = Config(levels=tuple(Level(n, size, ways=w, replacement=policy.lower()) for n, size, w in LEVELS),
                  semantics="pycachesim")
-    res = cachesim.simulate(mt.open(path).batches(order="pos"), cfg)
+    res = cachesim.simulate_trace(mt.open(path), cfg)   # fed decoded columns, as `memtap cachesim` is
     theirs = pycachesim_counts(path, policy)
     assert {n: res.pycachesim_counts(n) for n, *_ in LEVELS} == theirs
     # Not a vacuous match: the window misses and writes back at every level.
@@ -163,8 +163,9 @@ def test_cache_maintenance_records_drive_the_model(tmp_path):
     assert memtap(*cmd).returncode == 0
     cfg = Config(levels=(Level(name="L1D", size=1024, ways=2, line=64),))
     sim = cachesim.Simulator(cfg)
-    for batch in mt.open(path).batches(order="pos"):
-        sim.feed(batch)
+    assert sim.input_columns() == ["kind", "vcpu", "size", "flags", "vaddr", "pc", "value"]
+    for cols in mt.open(path).columns(sim.input_columns(), order="pos"):
+        sim.feed(cols)
     res = sim.result()
     ops = res.ops()
     assert {k: ops[k] for k in ("clean", "flush", "invalidate", "zero", "prefetch")} == {

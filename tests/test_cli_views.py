@@ -17,7 +17,8 @@ from tracegen import Insn, TraceWriter, data_ev, exec_ev, simple_trace
 
 from memtap.cli.main import main
 from memtap.errors import TraceError, UserError
-from memtap.export.tabular import export_csv, export_parquet, hex_array
+from memtap.export.csv import csv_text
+from memtap.export.tabular import export_csv, export_parquet, export_partitioned
 from memtap.trace import layout as L
 from memtap.trace.reader import open_trace
 
@@ -204,11 +205,16 @@ def test_stats_text(simple: Path, capsys: pytest.CaptureFixture[str]) -> None:
 # --- export ---------------------------------------------------------------------------------------------
 
 
-def test_hex_array() -> None:
+def test_csv_number_formats() -> None:
+    """The C formatter's edges: no leading zeros in hex (one digit for 0), the widest values, nulls empty."""
     vals = np.array([0, 1, 0xF, 0x10, 0xFFFFFFFFFFFFFFFF, 0x80001008, 5], np.uint64)
-    valid = np.array([1, 1, 1, 1, 1, 1, 0], bool)
-    assert hex_array(vals, valid).to_pylist() == ["0x0", "0x1", "0xf", "0x10", "0xffffffffffffffff",
-                                                  "0x80001008", None]
+    flags = np.array([2, 3, 3, 3, 3, 3, 1], np.uint8)   # RF_PADDR 2, RF_IO 1
+    cols = {"pos": vals, "vaddr": vals, "paddr": vals, "flags": flags,
+            "kind": np.array([1, 2, 2, 2, 2, 2, 0], np.uint8), "value": np.zeros(7, np.uint64)}
+    text = b"".join(bytes(p) for p in csv_text(cols, ["pos", "paddr", "kind", "io"])).decode()
+    assert text.splitlines() == ["0,0x0,load,false", "1,0x1,store,true", "15,0xf,store,true",
+                                 "16,0x10,store,true", "18446744073709551615,0xffffffffffffffff,store,true",
+                                 "2147487752,0x80001008,store,true", "5,,fetch,false"]   # io: loads and stores
 
 
 def test_export_csv_file(simple: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -256,7 +262,8 @@ def test_export_parquet_row_groups(tmp_path: Path) -> None:
     out = tmp_path / "big.parquet"
     assert export_parquet(open_trace(path), out, row_group_size=2000) == 5000
     f = pq.ParquetFile(out)
-    assert f.metadata.num_rows == 5000 and f.metadata.num_row_groups == 3
+    # Chunks of 1000 records: each is a row group as it comes (at least half of 2000, at most 2000).
+    assert [f.metadata.row_group(g).num_rows for g in range(f.metadata.num_row_groups)] == [1000] * 5
     assert f.read().column("pos").to_pylist() == list(range(5000))
 
 
@@ -279,7 +286,7 @@ def test_export_errors(simple: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
         export_parquet(open_trace(simple), "-")
 
 
-@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "vcpu", "chunk"])   # vcpu, chunk: partitioned datasets
 def test_failed_export_leaves_nothing(tmp_path: Path, fmt: str) -> None:
     path = tmp_path / "corrupt.memtap"
     with TraceWriter(path) as w:
@@ -291,5 +298,8 @@ def test_failed_export_leaves_nothing(tmp_path: Path, fmt: str) -> None:
     out = tmp_path / "out" / f"x.{fmt}"
     out.parent.mkdir()
     with pytest.raises(TraceError, match="crc32 mismatch"):
-        (export_csv if fmt == "csv" else export_parquet)(open_trace(path), out, order="file")
+        if fmt in ("vcpu", "chunk"):
+            export_partitioned(open_trace(path), out, fmt, order="file")
+        else:
+            (export_csv if fmt == "csv" else export_parquet)(open_trace(path), out, order="file")
     assert list(out.parent.iterdir()) == []

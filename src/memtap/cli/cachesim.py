@@ -7,7 +7,16 @@ import json
 import sys
 from typing import Any, TextIO
 
-from memtap.analysis.cachesim import Config, Level, load_config, preset, preset_names, simulate, with_options
+from memtap.analysis.cachesim import (
+    Config,
+    Level,
+    load_config,
+    preset,
+    preset_names,
+    simulate,
+    simulate_trace,
+    with_options,
+)
 from memtap.analysis.cachesim.config import parse_size
 from memtap.errors import UserError
 from memtap.trace.reader import open_trace
@@ -110,8 +119,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             res = simulate(consumer, cfg)
         source = f"ring {args.ring}"
     else:
-        trace = open_trace(args.trace)
-        res = simulate(trace.batches(order="pos"), cfg, vcpus=max(1, int(trace.info.get("smp_vcpus", 1))))
+        res = simulate_trace(open_trace(args.trace), cfg)
         source = args.trace
     text = json.dumps(res.to_dict(args.top), indent=2) if args.json else format_result(
         res, f"{source} ({cfg.name or 'config'})", args.top)

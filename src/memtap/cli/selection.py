@@ -35,8 +35,9 @@ def parse_span(text: str, what: str) -> tuple[int | None, int | None]:
     return lo, hi
 
 
-def add_selection_arguments(p: argparse.ArgumentParser, default_order: str = "pos") -> None:
-    """Record-selection options shared by view and export."""
+def add_selection_arguments(p: argparse.ArgumentParser, default_order: str | None = "pos") -> None:
+    """Record-selection options shared by view and export (default_order None: the command resolves it, "pos"
+    unless it says otherwise)."""
     p.add_argument("--range", metavar="POS_LO:POS_HI", help="only records with POS_LO <= pos < POS_HI "
                    "(either end may be omitted)")
     p.add_argument("--addr", metavar="LO:HI", help="only records with LO <= vaddr < HI (hex with 0x); "
@@ -45,8 +46,8 @@ def add_selection_arguments(p: argparse.ArgumentParser, default_order: str = "po
                    help=f"only these record kinds ({', '.join(L.KIND_NAMES)}); repeatable")
     p.add_argument("--vcpu", action="append", type=int, metavar="N", help="only this vCPU; repeatable")
     p.add_argument("--order", choices=("pos", "file"), default=default_order,
-                   help="pos: one global order over all vCPUs (default %(default)s); file: as stored, "
-                   "chunk by chunk (faster)")
+                   help="pos: one global order over all vCPUs (default: pos); file: as stored, chunk by chunk "
+                   "(faster)")
 
 
 def selection_kwargs(args: argparse.Namespace) -> dict[str, Any]:

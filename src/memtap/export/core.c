@@ -2,49 +2,12 @@
  * core.h describes the interface; docs/formats.md describes each format and what it loses.
  */
 #include "core.h"
+#include "values.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define EXPORT __attribute__((visibility("default")))
-
-static const char HEX[] = "0123456789abcdef";
-
-/* x as lowercase hex, at least `min` digits. */
-static inline char *put_hex(char *o, uint64_t x, int min)
-{
-    int digits = x ? (67 - __builtin_clzll(x)) / 4 : 1;
-    if (digits < min)
-        digits = min;
-    char *end = o + digits;
-    for (char *p = end; p > o; x >>= 4)
-        *--p = HEX[x & 15];
-    return end;
-}
-
-static const char PAIRS[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-                            "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-                            "8081828384858687888990919293949596979899";
-
-static inline char *put_dec(char *o, uint64_t x)
-{
-    char tmp[20], *p = tmp + 20;
-    while (x >= 100) {
-        const char *d = PAIRS + 2 * (x % 100);
-        x /= 100;
-        *--p = d[1];
-        *--p = d[0];
-    }
-    if (x >= 10) {
-        *--p = PAIRS[2 * x + 1];
-        *--p = PAIRS[2 * x];
-    } else {
-        *--p = (char)('0' + x);
-    }
-    size_t n = (size_t)(tmp + 20 - p);
-    memcpy(o, p, n);
-    return o + n;
-}
 
 static inline char *put_str(char *o, const char *s)
 {
@@ -120,9 +83,9 @@ static char *lackey_line(char *o, char tag, uint64_t addr, uint64_t size)
         *o++ = tag;
     }
     *o++ = ' ';
-    o = put_hex(o, addr, 8);
+    o = mx_put_hex(o, addr, 8);
     *o++ = ',';
-    o = put_dec(o, size);
+    o = mx_put_dec(o, size);
     *o++ = '\n';
     return o;
 }
@@ -177,9 +140,9 @@ static char *din_line(char *o, char label, uint64_t addr, uint64_t size)
 {
     *o++ = label;
     *o++ = ' ';
-    o = put_hex(o, addr, 1);
+    o = mx_put_hex(o, addr, 1);
     *o++ = ' ';
-    o = put_hex(o, size, 1);
+    o = mx_put_hex(o, size, 1);
     *o++ = '\n';
     return o;
 }
@@ -265,9 +228,9 @@ EXPORT size_t mx_dramsim3(const struct mx_cols *c, char *out, uint64_t *drops)
             continue;
         *o++ = '0';
         *o++ = 'x';
-        o = put_hex(o, a, 1);
+        o = mx_put_hex(o, a, 1);
         o = put_str(o, rw == 'W' ? " WRITE " : " READ ");
-        o = put_dec(o, c->time[i]);
+        o = mx_put_dec(o, c->time[i]);
         *o++ = '\n';
     }
     return (size_t)(o - out);
@@ -283,7 +246,7 @@ EXPORT size_t mx_ramulator(const struct mx_cols *c, char *out, uint64_t *drops)
         if (!rw)
             continue;
         o = put_str(o, rw == 'W' ? "ST 0x" : "LD 0x");
-        o = put_hex(o, a, 1);
+        o = mx_put_hex(o, a, 1);
         *o++ = '\n';
     }
     return (size_t)(o - out);
@@ -641,11 +604,11 @@ EXPORT size_t mx_chrome_calls(const struct mx_call_event *ev, size_t n, const ch
         o = put_str(o, ",\n{\"name\":\"");
         o = put_str(o, blob + name_off[ev[i].func]);
         o = put_str(o, ev[i].type ? "\",\"ph\":\"E\",\"pid\":" : "\",\"ph\":\"B\",\"pid\":");
-        o = put_dec(o, pid);
+        o = mx_put_dec(o, pid);
         o = put_str(o, ",\"tid\":");
-        o = put_dec(o, tid);
+        o = mx_put_dec(o, tid);
         o = put_str(o, ",\"ts\":");
-        o = put_dec(o, ev[i].time / 1000);
+        o = mx_put_dec(o, ev[i].time / 1000);
         *o++ = '.';
         uint64_t frac = ev[i].time % 1000;
         *o++ = (char)('0' + frac / 100);

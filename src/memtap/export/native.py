@@ -1,4 +1,5 @@
-"""ctypes binding of the exporters' core (core.c, built by setup.py into libexport.so).
+"""ctypes binding of the exporters' core (core.c, and csv.c and parquet.c for the CSV and Parquet exports; built
+by setup.py into libexport.so).
 
 Per-record work (formatting text lines, encoding protobuf packets, filling ChampSim records, following calls and
 returns) runs there on whole batches of columns; Python only chooses the columns and writes the bytes.
@@ -50,6 +51,9 @@ class ChampsimState(ctypes.Structure):
 _P, _SZ, _U64 = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint64
 _COLS = ctypes.POINTER(Cols)
 SIGNATURES = {
+    "mx_csv": (_SZ, [_P, ctypes.c_int, _SZ, _SZ, _P, _SZ, ctypes.POINTER(_SZ)]),   # csv.c
+    "mx_pq_bound": (_SZ, [_P, _SZ]),                                               # parquet.c
+    "mx_pq_encode": (_SZ, [_P, _SZ, _P, _SZ, _P, _SZ, _P]),
     "mx_lackey": (_SZ, [_COLS, ctypes.POINTER(LackeyState), ctypes.c_int, _P, _P]),
     "mx_dinero": (_SZ, [_COLS, ctypes.c_uint32, _P, _P]),
     "mx_dramsim3": (_SZ, [_COLS, _P, _P]),

@@ -251,6 +251,17 @@ def priv_name(priv: int) -> str:
     return PRIV_NAMES.get(int(priv), "unknown")
 
 
+# Privilege levels as dense indices (tables, Arrow dictionaries): the defined levels, then 'unknown' for the rest.
+PRIV_ORDER = ("user", "supervisor", "hypervisor", "machine", "unknown")
+_PRIV_INDEX = np.full(256, len(PRIV_ORDER) - 1, np.int8)
+_PRIV_INDEX[: PRIV_MACHINE + 1] = np.arange(PRIV_MACHINE + 1)
+
+
+def priv_index(priv: np.ndarray) -> np.ndarray:
+    """Raw u8 privilege codes as int8 indices into PRIV_ORDER (codes the header does not define: 'unknown')."""
+    return _PRIV_INDEX[priv]
+
+
 # --- EVENTS chunk payload: columns (see trace.h) ------------------------------------------------------------
 
 # Bytes per event in the fixed columns: kind u8, flags u8, count u16, insn u32, icount_d u16, pos_d u16.

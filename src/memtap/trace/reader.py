@@ -120,6 +120,7 @@ class _Filter:
     vcpus: frozenset[int] | None
     addr: tuple[int, int | None] | None
     pos: tuple[int, int | None] | None
+    chunks: tuple[int, int | None] | None = None
 
 
 def open_trace(path: str | os.PathLike[str]) -> Trace:
@@ -539,9 +540,17 @@ class Trace:
             for b in range(0, len(rec), batch_size):
                 yield rec[b: b + batch_size]
 
+    def _events_chunks(self, flt: _Filter) -> np.ndarray:
+        """Indices of the EVENTS chunks the filter's chunk range keeps (chunk index = sequence number)."""
+        idx = np.flatnonzero(self._types == L.CHUNK_EVENTS)
+        if flt.chunks is not None:
+            idx = idx[_in_range(idx.astype(np.uint64), flt.chunks)]
+        return idx
+
     def _vcpu_stream(self, f: BinaryIO, vcpu: int, flt: _Filter, batch_size: int) -> Iterator[np.ndarray]:
-        for i in np.flatnonzero((self._types == L.CHUNK_EVENTS) & (self._hdrs["vcpu"] == vcpu)):
-            yield from self._decode_chunk(f, int(i), flt, batch_size)
+        for i in self._events_chunks(flt):
+            if int(self._hdrs[i]["vcpu"]) == vcpu:
+                yield from self._decode_chunk(f, int(i), flt, batch_size)
 
     def _merged(self, f: BinaryIO, flt: _Filter, batch_size: int) -> Iterator[np.ndarray]:
         """Streaming k-way merge of the per-vCPU streams into global ``pos`` order.
@@ -596,13 +605,15 @@ class Trace:
         pos_range: tuple[int | None, int | None] | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         order: Order = "file",
+        chunk_range: tuple[int | None, int | None] | None = None,
     ) -> Iterator[np.ndarray]:
         """Yield RECORD arrays of at most ``batch_size`` records.
 
         ``order="file"``: chunk by chunk as stored (each vCPU's records in program order, vCPUs interleaved by
         chunk). ``order="pos"``: one global order over all vCPUs (streaming merge). ``addr_range`` and
         ``pos_range`` are half-open [lo, hi) on vaddr and pos; markers have no address, so ``addr_range``
-        drops them. Empty batches are never yielded.
+        drops them. ``chunk_range`` = (lo, hi): only EVENTS chunks whose sequence number is in [lo, hi) (the
+        partitions of an export). Empty batches are never yielded.
         """
         if batch_size < 1:
             raise UserError("batch_size must be at least 1")
@@ -612,14 +623,14 @@ class Trace:
         if isinstance(vcpus, int):
             vcpus = [vcpus]
         flt = _Filter(parse_kinds(kinds), None if vcpus is None else frozenset(int(v) for v in vcpus),
-                      _range(addr_range), _range(pos_range))
+                      _range(addr_range), _range(pos_range), _range(chunk_range))
         if order not in ("file", "pos"):
             raise UserError(f"unknown order {order!r} (choose 'file' or 'pos')")
         with self._open() as f:
             if order == "pos":
                 yield from self._merged(f, flt, batch_size)
                 return
-            for i in np.flatnonzero(self._types == L.CHUNK_EVENTS):
+            for i in self._events_chunks(flt):
                 if flt.vcpus is not None and int(self._hdrs[i]["vcpu"]) not in flt.vcpus:
                     continue
                 for b in self._decode_chunk(f, int(i), flt, batch_size):
@@ -649,16 +660,24 @@ class Trace:
         kwargs["order"] = "pos"
         return self.records(**kwargs)
 
-    def arrow_batches(self, **kwargs: Any) -> Iterator[Any]:
-        """Like ``batches`` but yields pyarrow RecordBatches with ARROW_SCHEMA."""
-        for b in self.batches(**kwargs):
-            yield records_to_arrow(b)
+    def arrow_batches(self, columns: Iterable[str] | None = None, **kwargs: Any) -> Iterator[Any]:
+        """The selection as pyarrow RecordBatches of the Arrow ``columns`` asked for (default all; see
+        ``memtap.trace.arrow.arrow_schema``), decoding only the record columns they need."""
+        from memtap.trace.arrow import arrow_batches
 
-    def to_arrow(self, **kwargs: Any) -> Any:
-        """All matching records as a pyarrow Table (see ``records_to_arrow`` for the columns)."""
-        import pyarrow as pa
+        return arrow_batches(self, columns, **kwargs)
 
-        return pa.Table.from_batches(list(self.arrow_batches(**kwargs)), schema=arrow_schema())
+    def to_arrow_reader(self, columns: Iterable[str] | None = None, **kwargs: Any) -> Any:
+        """The selection as a streaming pyarrow.RecordBatchReader, for DuckDB, Polars or Arrow to query without an
+        intermediate file (``duckdb.sql("select kind, count(*) from reader group by kind")``). Takes ``columns``'
+        selection keywords; memory stays at about one batch."""
+        from memtap.trace.arrow import record_batch_reader
+
+        return record_batch_reader(self, columns, **kwargs)
+
+    def to_arrow(self, columns: Iterable[str] | None = None, **kwargs: Any) -> Any:
+        """All matching records as a pyarrow Table (memory grows with the result: filter first)."""
+        return self.to_arrow_reader(columns, **kwargs).read_all()
 
     def to_pandas(self, **kwargs: Any) -> Any:
         """All matching records as a pandas DataFrame with nullable integer columns (no float rounding)."""
@@ -670,58 +689,15 @@ class Trace:
         return self.to_arrow(**kwargs).to_pandas(types_mapper=mapping.get)
 
 
-# --- Arrow conversion (shared by to_arrow and export) -----------------------------------------------------
-
-ARROW_COLUMNS = ("pos", "icount", "vcpu", "kind", "vaddr", "paddr", "size", "pc", "priv", "io", "value", "value_hi",
-                 "atomic", "exclusive")
-_PRIV_ORDER = ("user", "supervisor", "hypervisor", "machine", "unknown")
-
-
-def arrow_schema() -> Any:
-    """Columns of the Arrow/Parquet form; null: vaddr for markers and address-less cache operations, paddr when
-    unknown, value unless a marker's n, a cache operation's code, a recorded value or an exception's cause, value_hi
-    unless the high half of a recorded 16-byte value; for exceptions vaddr is the PC the trap came from."""
-    import pyarrow as pa
-
-    return pa.schema([
-        ("pos", pa.uint64()), ("icount", pa.uint64()), ("vcpu", pa.uint16()), ("kind", pa.string()),
-        ("vaddr", pa.uint64()), ("paddr", pa.uint64()), ("size", pa.uint8()), ("pc", pa.uint64()),
-        ("priv", pa.string()), ("io", pa.bool_()), ("value", pa.uint64()), ("value_hi", pa.uint64()),
-        ("atomic", pa.bool_()), ("exclusive", pa.bool_()),
-    ])
+# The Arrow form of records lives in memtap.trace.arrow; its names stay importable from here, loaded on first use
+# (pyarrow takes a while to import, and most commands never need it).
+priv_index = L.priv_index
+_ARROW_NAMES = ("ARROW_COLUMNS", "arrow_schema", "records_to_arrow")
 
 
-def priv_index(priv: np.ndarray) -> np.ndarray:
-    """Map raw privilege codes to indices into ('user', ..., 'machine', 'unknown')."""
-    return np.where(priv <= L.PRIV_MACHINE, priv, 4).astype(np.int8)
+def __getattr__(name: str) -> Any:
+    if name in _ARROW_NAMES:
+        from memtap.trace import arrow
 
-
-def records_to_arrow(rec: np.ndarray) -> Any:
-    """Convert a RECORD array to a pyarrow RecordBatch (vectorized; strings built from dictionaries)."""
-    import pyarrow as pa
-
-    kind, flags = rec["kind"], rec["flags"]
-    is_mark = kind == L.KIND_MARKER
-    is_cmo = kind == L.KIND_CMO
-    is_exc = kind == L.KIND_EXCEPTION
-    paddr_ok = (flags & L.RF_PADDR) != 0
-    has_value = (flags & L.RF_VALUE) != 0
-    data_value = (kind <= L.KIND_STORE) & has_value
-    no_addr = is_mark | (is_cmo & (((flags & L.RF_NOADDR) != 0) | (((rec["value"] >> 4) & 3) == L.CMO_WHOLE)))
-    no_addr |= is_exc & ((flags & L.RF_NOADDR) != 0)
-
-    def col(name: str) -> np.ndarray:
-        return np.ascontiguousarray(rec[name])
-
-    kinds = pa.DictionaryArray.from_arrays(pa.array(col("kind").astype(np.int8)), pa.array(L.KIND_NAMES))
-    privs = pa.DictionaryArray.from_arrays(pa.array(priv_index(rec["priv"])), pa.array(_PRIV_ORDER))
-    arrays = [
-        pa.array(col("pos")), pa.array(col("icount")), pa.array(col("vcpu")), kinds.cast(pa.string()),
-        pa.array(col("vaddr"), mask=no_addr), pa.array(col("paddr"), mask=~paddr_ok),
-        pa.array(col("size")), pa.array(col("pc")), privs.cast(pa.string()),
-        pa.array((flags & L.RF_IO) != 0),
-        pa.array(col("value"), mask=~(is_mark | is_cmo | data_value | (is_exc & has_value))),
-        pa.array(col("value_hi"), mask=~(data_value & (rec["size"] == 16))),
-        pa.array((flags & L.RF_ATOMIC) != 0), pa.array((flags & L.RF_EXCLUSIVE) != 0),
-    ]
-    return pa.RecordBatch.from_arrays(arrays, schema=arrow_schema())
+        return getattr(arrow, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,19 +3,24 @@
     >>> import memtap
     >>> from memtap.analysis import cachesim
     >>> cfg = cachesim.preset("zen4")                       # or cachesim.load_config("my.toml")
-    >>> res = cachesim.simulate(memtap.open("run.trace").batches(order="pos"), cfg)
+    >>> res = cachesim.simulate_trace(memtap.open("run.trace"), cfg)    # reads only the columns it needs
     >>> res.levels                                          # ['L1I', 'L1D', 'L2', 'L3']
     >>> res.level("L1D")["miss_rate"], res.level("L2", vcpu=0)["misses"]
     >>> res.misses_by_pc("L1D")                             # structured array, sorted by pc
 
 API
 ---
+``simulate_trace(trace, config) -> Result``
+    Runs a trace file in its global order through a fresh hierarchy, asking the reader only for the record
+    columns the hierarchy reads (``Simulator.input_columns()``: kind, vaddr, size, vcpu, pc, flags, value, and
+    paddr with physical addresses).
 ``simulate(batches, config, vcpus=1) -> Result``
-    Runs every batch (numpy arrays of ``memtap.layout.RECORD``, in global order: ``Trace.batches(order="pos")``
-    or a live ring) through a fresh hierarchy. Any iterable of RECORD batches works.
+    Runs every batch, in global order, through a fresh hierarchy: numpy arrays of ``memtap.layout.RECORD`` (a
+    live ring, ``Trace.batches(order="pos")``) or dicts of record columns (``Trace.columns(..., order="pos")``).
 ``Simulator(config, vcpus=1)``
-    The same, step by step: ``feed(batch)``, ``feed_ops(ops)`` (an array of ``native.INPUT``: op codes the trace
-    has no kind for yet, such as cache maintenance), ``state(level, vcpu, addr)`` ('I', 'S', 'E' or 'M'),
+    The same, step by step: ``feed(batch)`` (records or columns), ``input_columns()``, ``feed_ops(ops)`` (an
+    array of ``native.INPUT``: op codes the trace has no kind for yet, such as cache maintenance),
+    ``state(level, vcpu, addr)`` ('I', 'S', 'E' or 'M'),
     ``result()``. ``ops([(op, addr, size, vcpu, pc), ...])`` builds such an array; op names are
     fetch, load, store, marker, uncached, prefetch, zero, clean, invalidate, flush, clean_all,
     invalidate_all, flush_all.
@@ -39,7 +44,7 @@ miss) and, with ``classify``, the set of lines seen (bounded by the trace's foot
 from __future__ import annotations
 
 from memtap.analysis.cachesim.config import Config, Level, load_config, preset, preset_names, validate, with_options
-from memtap.analysis.cachesim.engine import Result, Simulator, ops, simulate
+from memtap.analysis.cachesim.engine import Result, Simulator, ops, simulate, simulate_trace
 
 __all__ = ["Config", "Level", "Result", "Simulator", "load_config", "ops", "preset", "preset_names",
-           "simulate", "validate", "with_options"]
+           "simulate", "simulate_trace", "validate", "with_options"]

@@ -675,25 +675,37 @@ static int cmo_op(uint64_t value, uint8_t flags)
     return line_ops[op];
 }
 
-EXPORT size_t ms_run_records(struct ms_sim *s, const void *records, size_t n, size_t stride,
+/* Value i of a column, zero when the column is absent (see ms_run_columns). */
+#define COL(c, type, i) (*(const type *)((const char *)(c).data + (i) * (c).stride))
+
+EXPORT size_t ms_run_columns(struct ms_sim *s, const struct ms_columns *cols, size_t first, size_t n,
                              const uint8_t *kind_to_op, int use_paddr)
 {
-    const char *p = records;
-    for (size_t j = 0; j < n; j++, p += stride) {
-        const struct ms_record *r = (const struct ms_record *)p;
+    static const uint64_t zero;
+    struct ms_columns c = *cols;
+    struct ms_column *all[] = {&c.kind, &c.vcpu, &c.size, &c.flags, &c.vaddr, &c.paddr, &c.pc, &c.value};
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
+        if (!all[k]->data) {   /* an absent column reads as zeros: one zero, never advanced */
+            all[k]->data = &zero;
+            all[k]->stride = 0;
+        }
+    for (size_t j = first; j < n; j++) {
+        uint16_t vcpu = COL(c.vcpu, uint16_t, j);
         s->cur = j;
-        if (r->vcpu >= s->nvcpu)
+        if (vcpu >= s->nvcpu)
             return j;
-        int op = kind_to_op[r->kind];
-        uint8_t fl = r->flags;
-        if (r->kind == MS_KIND_CMO)
-            op = cmo_op(r->value, fl);
+        uint8_t kind = COL(c.kind, uint8_t, j), fl = COL(c.flags, uint8_t, j);
+        int op = kind_to_op[kind];
+        if (kind == MS_KIND_CMO)
+            op = cmo_op(COL(c.value, uint64_t, j), fl);
         if (fl & MS_RF_IO && op >= MS_OP_FETCH && op <= MS_OP_STORE)
             op = MS_OP_UNCACHED;
-        uint64_t addr = op == MS_OP_MARKER ? r->value : use_paddr && (fl & MS_RF_PADDR) ? r->paddr : r->vaddr;
-        if (r->kind == MS_KIND_CMO && use_paddr && op >= MS_OP_PREFETCH && op <= MS_OP_FLUSH)
+        uint64_t addr = op == MS_OP_MARKER ? COL(c.value, uint64_t, j)
+                        : use_paddr && (fl & MS_RF_PADDR) ? COL(c.paddr, uint64_t, j)
+                                                          : COL(c.vaddr, uint64_t, j);
+        if (kind == MS_KIND_CMO && use_paddr && op >= MS_OP_PREFETCH && op <= MS_OP_FLUSH)
             op = MS_OP_NONE;   /* a line operation's physical address is not in the trace */
-        run_op(s, r->vcpu, op, addr, r->size, r->pc);
+        run_op(s, vcpu, op, addr, COL(c.size, uint8_t, j), COL(c.pc, uint64_t, j));
     }
     return n;
 }

@@ -67,11 +67,23 @@ struct ms_input {
     uint8_t reserved;
 };
 
-/* The leading fields of a decoded trace record, memtap.layout.RECORD; records are `stride` bytes apart. */
-struct __attribute__((packed)) ms_record {
-    uint64_t pos, icount, vaddr, paddr, pc, value;
-    uint16_t vcpu;
-    uint8_t kind, size, priv, flags;
+/* One input column: values `stride` bytes apart (a numpy array's stride: its itemsize for a decoded column,
+ * the record size for a field of memtap.layout.RECORD records). data NULL: the column is absent and reads as 0. */
+struct ms_column {
+    const void *data;
+    size_t stride;
+};
+
+/* The record fields the core reads, as columns (memtap.layout.RECORD's names and types). */
+struct ms_columns {
+    struct ms_column kind;  /* u8 */
+    struct ms_column vcpu;  /* u16 */
+    struct ms_column size;  /* u8 */
+    struct ms_column flags; /* u8: RF_IO, RF_PADDR, RF_NOADDR */
+    struct ms_column vaddr; /* u64 */
+    struct ms_column paddr; /* u64: only read with use_paddr */
+    struct ms_column pc;    /* u64: only for the miss maps */
+    struct ms_column value; /* u64: a marker's value, a cache operation's code */
 };
 
 #define MS_RF_IO 0x01
@@ -84,7 +96,7 @@ enum { MS_CMO_CLEAN = 1, MS_CMO_INVALIDATE, MS_CMO_FLUSH, MS_CMO_ZERO, MS_CMO_PR
 enum { MS_CMO_LINE = 0, MS_CMO_SET_WAY = 1, MS_CMO_WHOLE = 2 };
 
 /* One read or write of main memory (a miss of the last level, a write-back, a written-through store), and the
- * index of the input item (record or op) of the ms_run_* call that caused it. */
+ * index of the input item that caused it: its row in ms_run_columns' columns, its place in ms_run_inputs' ops. */
 struct ms_memop {
     uint64_t addr;
     uint64_t index;
@@ -99,11 +111,12 @@ struct ms_sim *ms_new(const struct ms_level_cfg *levels, int nlevels, const stru
 void ms_free(struct ms_sim *s);
 /* Make room for vCPUs 0..n-1 (private instances are created as vCPUs appear). 0 on success. */
 int ms_ensure_vcpus(struct ms_sim *s, int n);
-/* Records in order; kind_to_op maps record kinds to ops; use_paddr picks paddr where the record has one.
- * Both return how many items they simulated: fewer than n when an item's vCPU has no caches yet
- * (ms_ensure_vcpus, then call again with the rest). */
-size_t ms_run_records(struct ms_sim *s, const void *records, size_t n, size_t stride, const uint8_t *kind_to_op,
-                      int use_paddr);
+/* Records [first, n) of the columns in order; kind_to_op maps record kinds to ops; use_paddr picks paddr where the
+ * record has one. Returns the index of the first record not simulated: n, or a record whose vCPU has no caches
+ * yet (ms_ensure_vcpus, then call again from there). */
+size_t ms_run_columns(struct ms_sim *s, const struct ms_columns *cols, size_t first, size_t n,
+                      const uint8_t *kind_to_op, int use_paddr);
+/* Direct ops; returns how many were simulated (fewer than n as above). */
 size_t ms_run_inputs(struct ms_sim *s, const struct ms_input *in, size_t n);
 /* Counters of level (nlevels = main memory) as seen from vcpu; NULL when out of range. */
 const uint64_t *ms_counters(const struct ms_sim *s, int level, int vcpu);

@@ -16,6 +16,7 @@ from memtap.trace import layout
 MISS_ROW = np.dtype([("pc", "<u8"), ("fetch", "<u8"), ("load", "<u8"), ("store", "<u8")])
 RANGE_ROW = np.dtype([("start", "<u8"), ("fetch", "<u8"), ("load", "<u8"), ("store", "<u8")])
 MESI = ("I", "S", "E", "M")
+BATCH_ROWS = 1 << 20   # records per call into the core when reading a file: a few tens of MB of columns
 
 
 class Simulator:
@@ -56,37 +57,57 @@ class Simulator:
         self._lib.ms_log_enable(self._sim, 1)
         self._logging = True
 
-    def _take_log(self, base: int) -> np.ndarray:
+    def _take_log(self) -> np.ndarray:
         n = self._lib.ms_log_size(self._sim)
         if n == ctypes.c_size_t(-1).value:
             raise MemtapError("cache simulator: out of memory for the memory log")
         out = np.empty(n, native.MEMOP)
         self._lib.ms_log_take(self._sim, out.ctypes.data, n)
-        out["index"] += np.uint64(base)
         return out
 
-    def feed(self, batch: np.ndarray) -> np.ndarray | None:
-        """Simulate one batch of layout.RECORD records (records of every vCPU, in global order). With
+    def input_columns(self) -> list[str]:
+        """The record columns this hierarchy reads (``Trace.columns`` names): paddr only with physical addresses,
+        pc only for the miss maps."""
+        return [n for n in native.COLUMNS
+                if not (n == "paddr" and not self._use_paddr) and not (n == "pc" and not self.config.track)]
+
+    def feed(self, batch: np.ndarray | dict[str, np.ndarray]) -> np.ndarray | None:
+        """Simulate one batch of records of every vCPU in global order: a layout.RECORD array, or columns as
+        ``Trace.columns`` yields them (a dict of equal-length arrays; missing columns read as zeros). With
         ``log_memory``, returns the batch's reads and writes of main memory (native.MEMOP, index = the record's
         index in the batch), else None."""
-        if batch.dtype != layout.RECORD:
-            raise UserError(f"cache simulator: expected records of dtype layout.RECORD, got {batch.dtype}")
-        if not len(batch):
+        if isinstance(batch, dict):
+            cols = {n: batch[n] for n in native.COLUMNS if n in batch}
+        elif isinstance(batch, np.ndarray) and batch.dtype == layout.RECORD:
+            cols = {n: batch[n] for n in native.COLUMNS}   # views into the records: their stride is the record's
+        else:
+            raise UserError("cache simulator: expected layout.RECORD records or a dict of record columns, got "
+                            f"{getattr(batch, 'dtype', type(batch).__name__)}")
+        lengths = {len(c) for c in cols.values()}
+        if len(lengths) > 1:
+            raise UserError("cache simulator: columns of different lengths")
+        n = lengths.pop() if lengths else 0
+        if not n:
             return np.empty(0, native.MEMOP) if self._logging else None
-        batch = np.ascontiguousarray(batch)
+        spec = native.Columns()
+        arrays = {}   # what the core reads, alive until it is done
+        for name, arr in cols.items():
+            arr = np.asarray(arr)
+            if arr.dtype != native.COLUMNS[name] or arr.ndim != 1:
+                arr = np.ascontiguousarray(arr, native.COLUMNS[name])
+            arrays[name] = arr
+            setattr(spec, name, native.Column(arr.ctypes.data, arr.strides[0]))
         done = 0
         logs = []
         while True:
-            start = done
-            done += self._lib.ms_run_records(self._sim, batch.ctypes.data + done * batch.itemsize,
-                                             len(batch) - done, batch.itemsize, self._kind_to_op.ctypes.data,
-                                             self._use_paddr)
+            done = self._lib.ms_run_columns(self._sim, ctypes.byref(spec), done, n, self._kind_to_op.ctypes.data,
+                                            self._use_paddr)
             if self._logging:
-                logs.append(self._take_log(start))
-            if done == len(batch):
+                logs.append(self._take_log())   # the core logs each record's row in the batch
+            if done == n:
                 break
-            self.ensure_vcpus(int(batch["vcpu"][done]) + 1)  # the core stopped at a vCPU new to it
-        self.records += len(batch)
+            self.ensure_vcpus(int(arrays["vcpu"][done]) + 1)  # the core stopped at a vCPU new to it
+        self.records += n
         return np.concatenate(logs) if self._logging else None
 
     def feed_ops(self, ops: np.ndarray) -> None:
@@ -160,11 +181,20 @@ def ops(rows: Iterable[tuple]) -> np.ndarray:
     return out
 
 
-def simulate(batches: Iterable[np.ndarray], config: Config, vcpus: int = 1) -> Result:
-    """Simulate every batch of layout.RECORD records (e.g. Trace.batches(order='pos') or a ring) in order."""
+def simulate(batches: Iterable[np.ndarray | dict[str, np.ndarray]], config: Config, vcpus: int = 1) -> Result:
+    """Simulate every batch in order: layout.RECORD records (a live ring, Trace.batches(order='pos')) or column
+    dicts (Trace.columns(..., order='pos'))."""
     with Simulator(config, vcpus) as sim:
         for batch in batches:
             sim.feed(batch)
+        return sim.result()
+
+
+def simulate_trace(trace: Any, config: Config) -> Result:
+    """Simulate a trace file in its global order, decoding only the record columns the hierarchy reads."""
+    with Simulator(config, max(1, int(trace.info.get("smp_vcpus", 1)))) as sim:
+        for cols in trace.columns(sim.input_columns(), order="pos", batch_rows=BATCH_ROWS):
+            sim.feed(cols)
         return sim.result()
 
 

@@ -40,9 +40,21 @@ INPUT = np.dtype({"names": ["addr", "pc", "size", "vcpu", "op"],
 MEMOP = np.dtype({"names": ["addr", "index", "vcpu", "write"], "formats": ["<u8", "<u8", "<u2", "u1"],
                   "offsets": [0, 8, 16, 18], "itemsize": 24})
 
-# struct ms_record: the offsets of the RECORD fields the core reads (records are RECORD.itemsize apart).
-RECORD_OFFSETS = {"pos": 0, "icount": 8, "vaddr": 16, "paddr": 24, "pc": 32, "value": 40, "vcpu": 48, "kind": 50,
-                  "size": 51, "priv": 52, "flags": 53}
+# struct ms_columns: the record fields the core reads, in the struct's order, with the dtype each must have.
+COLUMNS = {"kind": np.dtype("u1"), "vcpu": np.dtype("<u2"), "size": np.dtype("u1"), "flags": np.dtype("u1"),
+           "vaddr": np.dtype("<u8"), "paddr": np.dtype("<u8"), "pc": np.dtype("<u8"), "value": np.dtype("<u8")}
+
+
+class Column(ctypes.Structure):
+    """struct ms_column: values ``stride`` bytes apart; data None: absent (zeros)."""
+
+    _fields_ = [("data", ctypes.c_void_p), ("stride", ctypes.c_size_t)]
+
+
+class Columns(ctypes.Structure):
+    """struct ms_columns."""
+
+    _fields_ = [(name, Column) for name in COLUMNS]
 
 
 _P, _U64P = ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64)
@@ -50,7 +62,7 @@ SIGNATURES = {
     "ms_new": (_P, [ctypes.POINTER(LevelCfg), ctypes.c_int, ctypes.POINTER(Options)]),
     "ms_free": (None, [_P]),
     "ms_ensure_vcpus": (ctypes.c_int, [_P, ctypes.c_int]),
-    "ms_run_records": (ctypes.c_size_t, [_P, _P, ctypes.c_size_t, ctypes.c_size_t, _P, ctypes.c_int]),
+    "ms_run_columns": (ctypes.c_size_t, [_P, _P, ctypes.c_size_t, ctypes.c_size_t, _P, ctypes.c_int]),
     "ms_run_inputs": (ctypes.c_size_t, [_P, _P, ctypes.c_size_t]),
     "ms_counters": (_U64P, [_P, ctypes.c_int, ctypes.c_int]),
     "ms_op_counts": (_U64P, [_P, ctypes.c_int]),
@@ -64,8 +76,9 @@ SIGNATURES = {
     "ms_counter_names": (ctypes.c_char_p, []),
 }
 
-# The loaded core (lib()); a MemtapError when it was not built (or when layout.RECORD moved a field it reads).
-lib = Library(Path(__file__).with_name("libcachesim.so"), "the cache simulator core", SIGNATURES, RECORD_OFFSETS)
+# The loaded core (lib()); a MemtapError when it was not built. It reads records as columns (feed() converts any
+# column to COLUMNS' dtype), so no record layout is checked.
+lib = Library(Path(__file__).with_name("libcachesim.so"), "the cache simulator core", SIGNATURES)
 
 
 @cache
